@@ -1,0 +1,28 @@
+# One command for the main job (make demo), one for the tests (make test). Both create .venv,
+# install torch unless the venv already sees one (the CPU wheel torch==2.13.0 by default; install
+# a CUDA build yourself first on a GPU machine), then cfxl.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+PY := $(VENV)/bin/python
+
+.PHONY: install demo test bench clean
+
+$(PY):
+	$(PYTHON) -m venv --system-site-packages $(VENV)
+
+install: $(PY)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev]"
+
+demo: install
+	$(VENV)/bin/cfxl demo
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) benchmarks/train_speed.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

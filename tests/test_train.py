@@ -1,0 +1,143 @@
+"""Training: loss goes down, runs are deterministic, checkpoints round-trip, bad runs stop cleanly."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from cfxl import checkpoint
+from cfxl.data import read_ratings
+from cfxl.errors import CfxlError
+from cfxl.trace import Recorder
+from cfxl.train import Config, fit, make_optimizers
+
+
+@pytest.fixture(scope="module")
+def ratings(tmp_path_factory):
+    """A small structured data set: 60 users x 50 movies, biases plus one taste axis plus noise."""
+    rng = np.random.default_rng(7)
+    ub, mb = rng.normal(0, 0.5, 60), rng.normal(0, 0.7, 50)
+    ut, mt = rng.normal(0, 1, 60), rng.normal(0, 1, 50)
+    rows = []
+    for u in range(60):
+        for m in rng.choice(50, size=25, replace=False):
+            r = 3.5 + ub[u] + mb[m] + 0.6 * ut[u] * mt[m] + rng.normal(0, 0.3)
+            rows.append(f"{u + 100},{m * 3 + 1},{min(5.0, max(0.5, round(r * 2) / 2))},0")
+    path = tmp_path_factory.mktemp("train") / "ratings.csv"
+    path.write_text("userId,movieId,rating,timestamp\n" + "\n".join(rows) + "\n")
+    return read_ratings(path)
+
+
+def quick(**kw):
+    base = dict(model="dotbias", n_factors=4, opt="adam", lr=0.05, bs=32, epochs=8, device="cpu")
+    return Config(**{**base, **kw})
+
+
+@pytest.mark.parametrize("model", ["dot", "dotbias", "net"])
+def test_training_lowers_the_loss(ratings, model):
+    opt = {"dot": dict(opt="momentum", lr=0.05), "dotbias": {}, "net": dict(lr=0.01)}[model]
+    history = fit(quick(model=model, **opt), ratings, progress=False).history
+    assert len(history) == 8
+    assert history[-1]["train_loss"] < 0.6 * history[0]["train_loss"]
+    assert history[-1]["val_loss"] < history[0]["val_loss"]
+    assert all(math.isclose(h["val_rmse"] ** 2, h["val_loss"]) for h in history)
+
+
+def test_same_seed_gives_bit_identical_parameters(ratings):
+    a = fit(quick(model="net"), ratings, progress=False).model.state_dict()
+    b = fit(quick(model="net"), ratings, progress=False).model.state_dict()
+    c = fit(quick(model="net", seed=1), ratings, progress=False).model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["u_weight.weight"], c["u_weight.weight"])
+
+
+def test_checkpoint_round_trip(ratings, tmp_path):
+    trained = fit(quick(), ratings, progress=False)
+    path = checkpoint.save(trained, tmp_path / "m.pt")
+    raw = torch.load(path, weights_only=True)  # no pickled code in the file
+    assert raw["format"] == checkpoint.FORMAT
+    back = checkpoint.load(path)
+    assert back.config == trained.config and back.users == trained.users
+    assert back.movies == trained.movies and back.history == trained.history
+    users, movies = [100, 159, 101], [1, 148, 4]
+    np.testing.assert_array_equal(back.predict(users, movies), trained.predict(users, movies))
+    with pytest.raises(CfxlError, match="exists; pass --force"):
+        checkpoint.save(trained, path)
+    checkpoint.save(trained, path, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]  # no temporary left behind
+
+
+def test_load_rejects_a_file_that_is_not_a_model(tmp_path):
+    bad = tmp_path / "notes.pt"
+    bad.write_text("hello")
+    with pytest.raises(CfxlError, match="not a cfxl model file"):
+        checkpoint.load(bad)
+    with pytest.raises(CfxlError, match="no such model file"):
+        checkpoint.load(tmp_path / "missing.pt")
+
+
+def test_divergence_names_the_epoch_and_suggests_a_smaller_lr(ratings):
+    with pytest.raises(CfxlError, match=r"diverged in epoch 1: .*smaller learning rate"):
+        fit(quick(model="dot", opt="sgd", lr=1e8), ratings, progress=False)
+
+
+def test_unknown_prediction_id_says_why(ratings):
+    trained = fit(quick(epochs=1), ratings, progress=False)
+    with pytest.raises(CfxlError, match="99999"):
+        trained.predict([100], [99999])
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adagrad", "adam"])
+def test_sparse_fast_path_trains(ratings, opt):
+    lr = {"sgd": 1.0, "adagrad": 0.3, "adam": 0.05}[opt]
+    config = quick(opt=opt, lr=lr, sparse=True, wd=1e-4)
+    trained = fit(config, ratings, progress=False)
+    assert trained.model.u_weight.sparse
+    kinds = [type(o).__name__ for o in make_optimizers(config, trained.model)]
+    assert kinds == [{"sgd": "SGD", "adagrad": "Adagrad", "adam": "SparseAdam"}[opt]]
+    assert trained.history[-1]["train_loss"] < 0.7 * trained.history[0]["train_loss"]
+
+
+def test_sparse_net_pairs_a_sparse_and_a_dense_optimizer(ratings):
+    config = quick(model="net", sparse=True)
+    trained = fit(config, ratings, progress=False)
+    assert [type(o).__name__ for o in make_optimizers(config, trained.model)] == ["SparseAdam", "Adam"]
+
+
+def test_schedules_follow_torch(ratings):
+    sgdr = quick(opt="momentum", lr=0.1, schedule="sgdr", cycle_len=1, cycle_mult=2, epochs=3)
+    lr = fit(sgdr, ratings, recorder=Recorder({"i_bias": [0]}), progress=False).trace.lr
+    nb = len(lr) // 3
+    assert lr[0] == 0.1 and lr[nb] == pytest.approx(0.1)  # restart after the first 1-epoch cycle
+    assert lr[2 * nb] == pytest.approx(0.05)  # half way through the 2-epoch second cycle
+    assert lr[nb // 2] == pytest.approx(0.05 * (1 + math.cos(math.pi * (nb // 2) / nb)))
+    one = quick(opt="adam", lr=0.1, schedule="onecycle", epochs=4)
+    lr = fit(one, ratings, recorder=Recorder({"i_bias": [0]}), progress=False).trace.lr
+    assert lr[0] == pytest.approx(0.1 / 25) and max(lr) == pytest.approx(0.1, rel=1e-3)
+    assert 0.2 < np.argmax(lr) / len(lr) < 0.4 and lr[-1] < 1e-5
+    staged = quick(schedule="2@0.1,1@0.001")
+    trained = fit(staged, ratings, progress=False)
+    assert [h["lr"] for h in trained.history] == [0.1, 0.1, 0.001]
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(model="svd"), "unknown model 'svd'"),
+    (dict(opt="lbfgs"), "unknown optimizer 'lbfgs'"),
+    (dict(opt="rmsprop", sparse=True), "with --sparse"),
+    (dict(schedule="3@fast"), "bad schedule"),
+    (dict(bs=0), "bs must be at least 1"),
+    (dict(lr=-1.0), "lr must be a positive number"),
+    (dict(val_pct=1.5), "val_pct"),
+])
+def test_config_validation(kw, message):
+    with pytest.raises(CfxlError, match=message):
+        quick(**kw)
+
+
+def test_device_auto_is_cpu_without_a_gpu(ratings):
+    if torch.cuda.is_available():
+        pytest.skip("this check is for machines without a GPU")
+    assert fit(quick(device="auto", epochs=1), ratings, progress=False).device == "cpu"
+    with pytest.raises(CfxlError, match="no CUDA GPU"):
+        fit(quick(device="cuda", epochs=1), ratings, progress=False)
