@@ -155,15 +155,20 @@ def make_optimizers(config: Config, model: nn.Module) -> list[torch.optim.Optimi
 
 
 def _dense_optimizer(c: Config, params) -> torch.optim.Optimizer:
-    if c.opt == "sgd":
-        return torch.optim.SGD(params, lr=c.lr, weight_decay=c.wd)
-    if c.opt == "momentum":
-        return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.wd)
-    if c.opt == "adam":
-        return torch.optim.Adam(params, lr=c.lr, betas=c.betas, eps=c.eps, weight_decay=c.wd)
-    if c.opt == "rmsprop":
-        return torch.optim.RMSprop(params, lr=c.lr, alpha=c.alpha, eps=c.eps, weight_decay=c.wd)
-    return torch.optim.Adagrad(params, lr=c.lr, weight_decay=c.wd)
+    params = list(params)
+    if c.opt in ("sgd", "momentum"):
+        momentum = c.momentum if c.opt == "momentum" else 0.0
+        cls, kw = torch.optim.SGD, dict(momentum=momentum, weight_decay=c.wd)
+    elif c.opt == "adam":
+        cls, kw = torch.optim.Adam, dict(betas=c.betas, eps=c.eps, weight_decay=c.wd)
+    elif c.opt == "rmsprop":
+        cls, kw = torch.optim.RMSprop, dict(alpha=c.alpha, eps=c.eps, weight_decay=c.wd)
+    else:
+        cls, kw = torch.optim.Adagrad, dict(weight_decay=c.wd)
+    try:  # the fused kernels run one pass over each tensor: several times faster on the CPU
+        return cls(params, lr=c.lr, fused=True, **kw)
+    except (RuntimeError, TypeError, ValueError):  # older torch, or no fused kernel here
+        return cls(params, lr=c.lr, **kw)
 
 
 def make_scheduler(config: Config, opt: torch.optim.Optimizer, n_batches: int):

@@ -1,0 +1,368 @@
+"""The `cfxl` command line: a thin shell over the library (each command a few library calls)."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+from cfxl.errors import CfxlError
+
+# The lesson's three experiments (lesson-workbooks.md §1.7), run by `cfxl demo`.
+LESSON_RUNS = {
+    "EmbeddingDot": dict(model="dot", opt="momentum", momentum=0.9, wd=1e-5,
+                         schedule="3@0.1,3@0.01", bs=64),
+    "EmbeddingDotBias": dict(model="dotbias", opt="momentum", momentum=0.9, wd=2e-4,
+                             schedule="3@0.1,3@0.01", bs=64),
+    "EmbeddingNet": dict(model="net", opt="adam", lr=1e-3, wd=1e-5, epochs=6, bs=64),
+}
+
+
+def data_options(f):
+    """RATINGS and the options that say how to read it, shared by every command that reads data."""
+    f = click.option("--rating-col", help="Rating column of a custom CSV (inferred when not given).")(f)
+    f = click.option("--item-col", help="Movie/item column of a custom CSV (inferred when not given).")(f)
+    f = click.option("--user-col", help="User column of a custom CSV (inferred when not given).")(f)
+    return click.argument("ratings", required=False, type=click.Path(path_type=Path))(f)
+
+
+def _read(ratings, user_col, item_col, rating_col):
+    from cfxl.data import read_ratings
+
+    data = read_ratings(ratings, user_col=user_col, item_col=item_col, rating_col=rating_col)
+    if data.dropped_duplicates:
+        click.echo(f"note: {data.source}: dropped {data.dropped_duplicates:,} duplicate "
+                   "(user, movie) ratings, keeping the last of each", err=True)
+    return data
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'s' * (n != 1)}"
+
+
+def _float_pair(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        a, b = (float(x) for x in value.split(","))
+    except ValueError:
+        raise click.BadParameter("give two numbers separated by a comma, e.g. 0.9,0.999") from None
+    return (a, b)
+
+
+def _format_table(rows: list[dict], cols: list[tuple[str, str, str]]) -> str:
+    """Rows as an aligned text table; cols are (key, header, format)."""
+    cells = [[h for _, h, _ in cols]] + [[format(r[k], f) for k, _, f in cols] for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(cols))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells)
+
+
+EPOCH_COLS = [("epoch", "epoch", "d"), ("train_loss", "train_loss", ".5f"),
+              ("val_loss", "val_loss", ".5f"), ("val_rmse", "val_rmse", ".5f"),
+              ("lr", "lr", ".3g"), ("seconds", "seconds", ".2f")]
+
+
+def _print_epoch(row: dict, *, first: bool) -> None:
+    lines = _format_table([row], EPOCH_COLS).splitlines()
+    if first:
+        click.echo(lines[0])
+    click.echo(lines[1])
+
+
+def _epoch_printer():
+    state = {"first": True}
+
+    def on_epoch(row):
+        _print_epoch(row, first=state["first"])
+        state["first"] = False
+    return on_epoch
+
+
+def handle_errors(f=None, *, status=1):
+    """Turn user mistakes (CfxlError) into one line on stderr and exit `status` (1 unless told)."""
+    if f is None:
+        return functools.partial(handle_errors, status=status)
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except CfxlError as e:
+            click.echo(f"cfxl: error: {e}", err=True)
+            sys.exit(status)
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="cfxl")
+def cli():
+    """cfxl: collaborative filtering trained in torch, shown in spreadsheets.
+
+    Trains the fast.ai lesson's models (EmbeddingDot, EmbeddingDotBias, EmbeddingNet) on
+    MovieLens ratings, or on the synthetic MovieLens-shaped sample that ships with cfxl when
+    no file is given.
+
+    \b
+    Start with:
+      cfxl demo                       the lesson's experiments on the embedded sample
+      cfxl train ratings.csv -o m.pt  train one model on your data
+    """
+
+
+@cli.command()
+@data_options
+@click.option("--model", type=click.Choice(["dot", "dotbias", "net"]), default="dotbias",
+              show_default=True, help="EmbeddingDot, EmbeddingDotBias or EmbeddingNet.")
+@click.option("--opt", default="adam", show_default=True,
+              help="sgd, momentum, adam, rmsprop or adagrad (torch.optim's classes).")
+@click.option("--lr", type=float, default=1e-2, show_default=True, help="Learning rate.")
+@click.option("--wd", type=float, default=0.0, show_default=True, help="L2 weight decay.")
+@click.option("--epochs", type=int, default=3, show_default=True)
+@click.option("--bs", type=int, default=64, show_default=True, help="Batch size (the lesson's 64).")
+@click.option("--factors", "n_factors", type=int, default=50, show_default=True)
+@click.option("--momentum", type=float, default=0.9, show_default=True, help="For --opt momentum.")
+@click.option("--betas", callback=_float_pair, help="Adam's betas, e.g. 0.9,0.999.")
+@click.option("--eps", type=float, default=1e-8, show_default=True)
+@click.option("--schedule", default="constant", show_default=True,
+              help="constant, sgdr, onecycle, or stages like 3@0.1,3@0.01 (epochs@lr).")
+@click.option("--cycle-len", type=int, default=1, show_default=True, help="SGDR first cycle, epochs.")
+@click.option("--cycle-mult", type=int, default=2, show_default=True, help="SGDR cycle growth.")
+@click.option("--val-pct", type=float, default=0.2, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
+              show_default=True)
+@click.option("--sparse", is_flag=True,
+              help="CPU fast path: sparse embedding gradients with sgd, adagrad or adam "
+                   "(SparseAdam); rows are updated and decayed only when a batch uses them.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Save the model here (.pt).")
+@click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@handle_errors
+def train(ratings, user_col, item_col, rating_col, output, force, quiet, betas, **settings):
+    """Train one model and print a table per epoch; optionally save it.
+
+    RATINGS is a MovieLens file (ratings.csv, u.data, ratings.dat), a zip or folder holding
+    one, or any CSV with user, item and rating columns; without it, the embedded sample.
+
+    \b
+    Example:
+      cfxl train --model dotbias --opt momentum --lr 0.1 --wd 2e-4 \\
+          --schedule 3@0.1,3@0.01 -o bias.pt
+    """
+    from cfxl import checkpoint
+    from cfxl.train import Config, fit
+
+    config = Config(**settings, **({"betas": betas} if betas else {}))
+    if output is not None and output.exists() and not force:
+        raise CfxlError(f"{output} exists; pass --force to overwrite it")
+    data = _read(ratings, user_col, item_col, rating_col)
+    click.echo(f"{data.source}: {len(data):,} ratings, {data.n_users:,} users, "
+               f"{data.n_movies:,} movies")
+    trained = fit(config, data, progress=False if quiet else None, on_epoch=_epoch_printer())
+    if output is not None:
+        checkpoint.save(trained, output, overwrite=force)
+        click.echo(f"saved {output}")
+
+
+@cli.command()
+@click.option("--epochs-scale", type=float, default=1.0, hidden=True,
+              help="Multiply every run's epochs (for quick checks).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@handle_errors
+def demo(epochs_scale, quiet):
+    """The main job: the lesson's experiments on the embedded sample, compared.
+
+    Trains EmbeddingDot (SGD + momentum, lr 0.1 then 0.01, wd 1e-5), EmbeddingDotBias (wd 2e-4,
+    same schedule) and EmbeddingNet (Adam 1e-3, wd 1e-5) with batch size 64, as in the lesson,
+    and prints the validation MSE and RMSE of each.
+
+    \b
+    Example:
+      cfxl demo
+    """
+    from cfxl.data import read_ratings
+    from cfxl.train import Config, fit
+
+    data = read_ratings(None)
+    click.echo(f"embedded sample {data.source}: {len(data):,} ratings, {data.n_users:,} users, "
+               f"{data.n_movies:,} movies (synthetic, MovieLens-shaped)")
+    results = []
+    for name, settings in LESSON_RUNS.items():
+        config = Config(**settings)
+        if epochs_scale != 1.0:
+            stages = ",".join(f"{max(1, round(n * epochs_scale))}@{lr}" for n, lr in config.stages) \
+                if config.stages else config.schedule
+            config = Config(**{**settings, "schedule": stages,
+                               "epochs": max(1, round(config.epochs * epochs_scale))})
+        click.echo(f"\n{name}: {config.opt}, schedule {config.schedule}, wd {config.wd:g}")
+        trained = fit(config, data, progress=False if quiet else None, on_epoch=_epoch_printer())
+        last = trained.history[-1]
+        results.append({"model": name, "val_mse": last["val_loss"], "val_rmse": last["val_rmse"],
+                        "seconds": sum(h["seconds"] for h in trained.history)})
+    click.echo("\nValidation after training (lesson on ml-latest-small: "
+               "EmbeddingDot 1.130, EmbeddingDotBias 0.801, EmbeddingNet 0.781 MSE)")
+    click.echo(_format_table(results, [("model", "model", "s"), ("val_mse", "val MSE", ".4f"),
+                                       ("val_rmse", "val RMSE", ".4f"),
+                                       ("seconds", "seconds", ".1f")]))
+
+
+@cli.group()
+def data():
+    """Read, inspect and download MovieLens data."""
+
+
+@data.command()
+@data_options
+@handle_errors
+def info(ratings, user_col, item_col, rating_col):
+    """Summarise a ratings file: counts, rating range, titles.
+
+    \b
+    Example:
+      cfxl data info ml-100k/u.data
+    """
+    d = _read(ratings, user_col, item_col, rating_col)
+    lo, hi = d.rating_range
+    click.echo(f"file:     {d.source}\nratings:  {len(d):,}\nusers:    {d.n_users:,}\n"
+               f"movies:   {d.n_movies:,}\nrange:    {lo:g} to {hi:g}\n"
+               f"titles:   {'yes' if d.titles is not None else 'no'}")
+
+
+@data.command()
+@click.argument("name")
+@click.option("--cache-dir", type=click.Path(path_type=Path),
+              help="Where to keep downloads (default $CFXL_CACHE or ~/.cache/cfxl).")
+@click.option("--force", is_flag=True, help="Download again even if cached.")
+@handle_errors
+def download(name, cache_dir, force):
+    """Download a MovieLens set (ml-latest-small, ml-100k, ml-1m, ml-25m), verify and unpack it.
+
+    \b
+    Example:
+      cfxl data download ml-100k && cfxl train ~/.cache/cfxl/ml-100k
+    """
+    from cfxl.download import download as fetch
+
+    folder = fetch(name, cache_dir=cache_dir, force=force)
+    click.echo(str(folder))
+
+
+@cli.command()
+@click.argument("book", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Also save the recomputed workbook here (.xlsx, .xlsm or .ods).")
+@click.option("--verify", "check", is_flag=True,
+              help="Compare with the values torch computed (the workbook's hidden _torch sheet).")
+@click.option("--rtol", type=float, default=1e-12, show_default=True,
+              help="Relative tolerance of --verify.")
+@click.option("--atol", type=float, default=1e-15, show_default=True,
+              help="Absolute tolerance of --verify, for values near zero.")
+@handle_errors
+def recalc(book, output, check, rtol, atol):
+    """Recompute every formula of BOOK in LibreOffice and report formula errors.
+
+    No cached value is trusted. With --verify, each cell listed in the workbook's _torch sheet
+    is compared with torch's value. Exit status 1 on any formula error or mismatch.
+
+    \b
+    Example:
+      cfxl recalc lesson.xlsx --verify -o recomputed.xlsx
+    """
+    from cfxl import recalc as lo
+    from cfxl import verify as proof
+
+    done = lo.recalc(book, output=output)
+    formulas = sum(map(len, done.formulas.values()))
+    click.echo(f"{book}: {_count(formulas, 'formula')} in {_count(len(done.values), 'sheet')} "
+               f"recomputed by LibreOffice in {done.seconds:.2f} s")
+    for sheet, cell, text in done.errors:
+        click.echo(f"{lo.where(sheet, cell)}: {text}")
+    problems = []
+    if done.errors:
+        problems.append(_count(len(done.errors), "formula error"))
+    if check:
+        report = proof.verify(done, rtol=rtol, atol=atol)
+        click.echo(f"against torch (rtol {rtol:g}, atol {atol:g}):")
+        rows = [{"sheet": s, "checked": c.checked, "max_rel_err": c.max_rel_err}
+                for s, c in report.sheets.items()]
+        click.echo(_format_table(rows, [("sheet", "sheet", "s"), ("checked", "cells", ",d"),
+                                        ("max_rel_err", "max rel err", ".2g")]))
+        for m in report.failures:
+            click.echo(f"{lo.where(m.sheet, m.cell)}: LibreOffice {m.engine!r}, torch {m.torch!r}: "
+                       f"{m.problem}")
+        if report.failures:
+            problems.append(f"{_count(len(report.failures), 'cell')} off torch's values")
+    if output is not None:
+        click.echo(f"saved {output}")
+    if problems:
+        raise CfxlError(f"{book}: {', '.join(problems)}")
+
+@cli.command()
+@click.argument("book", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Write the snapshot to this file instead of standard output.")
+@click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
+@click.option("--digits", type=click.IntRange(1, 17), default=12, show_default=True,
+              help="Significant digits of numbers.")
+@handle_errors
+def snapshot(book, output, force, digits):
+    """Print a workbook as canonical text: cells, formulas, structure, charts, VBA and buttons.
+
+    The same content always gives the same text (save times and app properties are left out),
+    so snapshots can be reviewed and compared in git.
+
+    \b
+    Example:
+      cfxl snapshot lesson.xlsx -o lesson.txt
+    """
+    from cfxl.snapshot import snapshot as take
+
+    if output is not None and output.exists() and not force:
+        raise CfxlError(f"{output} exists; pass --force to overwrite it")
+    text = take(book, digits=digits)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"saved {output}")
+
+
+@cli.command()
+@click.argument("a", type=click.Path(path_type=Path))
+@click.argument("b", type=click.Path(path_type=Path))
+@click.option("--rtol", type=float, default=1e-9, show_default=True,
+              help="Numbers this close (relative) are equal.")
+@click.option("--atol", type=float, default=1e-12, show_default=True,
+              help="Numbers this close (absolute) are equal, for values near zero.")
+@click.option("--sheet", help="Compare this sheet only.")
+@click.option("--values-only", "mode", flag_value="values",
+              help="Compare only cells holding a value (not a formula) on either side.")
+@click.option("--formulas-only", "mode", flag_value="formulas",
+              help="Compare only cells holding a formula on either side.")
+@handle_errors(status=2)
+def diff(a, b, rtol, atol, sheet, mode):
+    """Compare two workbooks, or a workbook and a snapshot file, and print what differs.
+
+    Numbers compare within the tolerances, formulas and text exactly. Exit status 0 when
+    equal, 1 when different, 2 when a file cannot be read.
+
+    \b
+    Example:
+      cfxl diff old.xlsx new.xlsx --sheet loss --rtol 1e-6
+      cfxl diff lesson.xlsx tests/snapshots/lesson.txt
+    """
+    from cfxl.diff import diff as compare, format_diff
+
+    found = compare(a, b, rtol=rtol, atol=atol, sheet=sheet, mode=mode or "all")
+    if not found:
+        click.echo(f"no differences (rtol {rtol:g}, atol {atol:g})")
+        return
+    click.echo(format_diff(found), nl=False)
+    sys.exit(1)
+
+
+def main():
+    cli(prog_name="cfxl")

@@ -1,0 +1,111 @@
+"""The command line end to end: help, training, saving, and user mistakes without tracebacks."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from cfxl.cli import cli
+
+RATINGS = "userId,movieId,rating,timestamp\n" + "\n".join(
+    f"{u},{m},{(u * 7 + m * 3) % 9 / 2 + 0.5},0" for u in range(1, 21) for m in range(1, 16)
+    if (u + m) % 3) + "\n"
+
+
+@pytest.fixture
+def ratings(tmp_path):
+    path = tmp_path / "ratings.csv"
+    path.write_text(RATINGS)
+    return path
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def all_commands(group, prefix=()):
+    for name, cmd in group.commands.items():
+        yield prefix + (name,), cmd
+        if hasattr(cmd, "commands"):
+            yield from all_commands(cmd, prefix + (name,))
+
+
+def test_every_command_explains_itself_with_an_example():
+    for path, cmd in all_commands(cli):
+        result = run(*path, "--help")
+        assert result.exit_code == 0, path
+        assert cmd.help and len(cmd.help) > 40, path
+        if not hasattr(cmd, "commands"):
+            assert "Example:" in result.output, path
+
+
+def test_train_prints_a_table_per_epoch_and_saves(ratings, tmp_path):
+    out = tmp_path / "m.pt"
+    result = run("train", ratings, "--epochs", 3, "--bs", 16, "--factors", 3, "-q", "-o", out)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["epoch", "train_loss"])
+    assert [line.split()[0] for line in lines[header + 1:header + 4]] == ["1", "2", "3"]
+    assert f"saved {out}" in result.output
+    ckpt = torch.load(out, weights_only=True)
+    assert ckpt["config"]["n_factors"] == 3 and len(ckpt["history"]["epoch"]) == 3
+
+
+def test_train_refuses_to_overwrite_without_force(ratings, tmp_path):
+    out = tmp_path / "m.pt"
+    out.write_text("precious")
+    result = CliRunner().invoke(cli, ["train", str(ratings), "-q", "-o", str(out)])
+    assert result.exit_code == 1
+    assert "exists; pass --force" in result.output
+    assert out.read_text() == "precious"
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such file"),
+    ("", "empty"),
+    ("userId,movieId,rating\n1,2,five\n", "line 2"),
+    ("userId,movieId,rating\n1,2,9.5\n", "line 2"),
+])
+def test_bad_input_is_one_line_with_exit_1(tmp_path, content, message):
+    path = tmp_path / "ratings.csv"
+    if content is not None:
+        path.write_text(content)
+    proc = subprocess.run([sys.executable, "-m", "cfxl", "train", str(path), "-q"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("cfxl: error: ") and str(path) in err[0]
+    assert message in err[0].lower()
+
+
+def test_bad_option_is_a_usage_error(ratings):
+    result = CliRunner().invoke(cli, ["train", str(ratings), "--schedule", "fast"])
+    assert result.exit_code == 1 and "bad schedule 'fast'" in result.output
+    result = CliRunner().invoke(cli, ["train", str(ratings), "--model", "svd"])
+    assert result.exit_code == 2
+
+
+def test_data_info(ratings):
+    result = run("data", "info", ratings)
+    assert result.exit_code == 0
+    assert "ratings:  200" in result.output and "users:    20" in result.output
+
+
+def test_duplicates_are_reported(tmp_path):
+    path = tmp_path / "ratings.csv"
+    path.write_text(RATINGS + "1,1,5.0,0\n2,2,5.0,0\n")
+    result = CliRunner().invoke(cli, ["data", "info", str(path)])
+    assert result.exit_code == 0
+    assert "dropped 2 duplicate (user, movie) ratings" in result.output
+
+
+def test_demo_end_to_end_quickly():
+    result = run("demo", "--epochs-scale", 0.2, "-q")
+    assert result.exit_code == 0, result.output
+    table = result.output.split("Validation after training")[1]
+    for name in ("EmbeddingDot", "EmbeddingDotBias", "EmbeddingNet"):
+        assert name in table
+    assert "val RMSE" in table
