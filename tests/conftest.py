@@ -7,6 +7,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import torch
+
+# Small models train several times faster on one thread, and do not stall when the two cores
+# of a CI machine are shared (OpenMP workers spin-wait for each other).
+torch.set_num_threads(1)
 
 
 def write_files(folder: Path, files: dict[str, str | bytes]) -> Path:
