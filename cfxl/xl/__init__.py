@@ -1,0 +1,1 @@
+"""The workbook layer: XlsxWriter sheets built from plain numpy records (never from torch)."""

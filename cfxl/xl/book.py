@@ -1,0 +1,149 @@
+"""The workbook being written: XlsxWriter underneath, cached formats, torch's values for proof,
+text that is never taken for a formula, and an atomic save that never clobbers unasked.
+
+Every sheet module writes through a `Book`. Formula cells are written with torch's value as the
+cached result (so Excel shows the right number before it recalculates) and, when `check=True`,
+the same value is recorded for the hidden `_torch` sheet that `cfxl recalc --verify` compares
+against (the convention in cfxl.verify).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import xlsxwriter
+from xlsxwriter.utility import xl_rowcol_to_cell
+
+from cfxl.errors import CfxlError
+from cfxl.verify import TORCH_HEADER, TORCH_SHEET
+
+MAX_ROWS = 1_048_576  # Excel's sheet limit
+NOTE_ROWS = 1  # every sheet opens with a one-line note
+
+FORMATS = {
+    "note": {"italic": True, "font_color": "#555555"},
+    "head": {"bold": True, "bottom": 1},
+    "label": {"bold": True},
+    "input": {"bg_color": "#FFF2CC", "num_format": "0.0000"},  # cells a reader may edit
+    "rating": {"num_format": "0.0", "align": "center"},
+    "num": {"num_format": "0.0000"},
+    "num2": {"num_format": "0.00"},
+    "int": {"num_format": "0"},
+    "loss": {"bold": True, "num_format": "0.000000", "bg_color": "#E2EFDA"},
+    "torch": {"num_format": "0.000000", "font_color": "#7F7F7F"},
+}
+
+
+def cell(row: int, col: int, *, absolute: str = "") -> str:
+    """A1 reference of a 0-based (row, col); absolute='r', 'c' or 'rc' pins row and/or column."""
+    return xl_rowcol_to_cell(row, col, row_abs="r" in absolute, col_abs="c" in absolute)
+
+
+def area(r0: int, c0: int, r1: int, c1: int, *, absolute: bool = False) -> str:
+    """A1:B2 reference of an inclusive 0-based block."""
+    a = "rc" if absolute else ""
+    return f"{cell(r0, c0, absolute=a)}:{cell(r1, c1, absolute=a)}"
+
+
+class Book:
+    """An XlsxWriter workbook plus the bookkeeping every cfxl sheet needs."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.wb = xlsxwriter.Workbook(str(self.path), {"nan_inf_to_errors": True})
+        self.formats = {k: self.wb.add_format(v) for k, v in FORMATS.items()}
+        self.torch: dict[str, dict[str, float]] = {}
+
+    def sheet(self, name: str, note: str):
+        """A new sheet whose first row is a short note: what it shows, which cells to edit."""
+        ws = self.wb.add_worksheet(name)
+        ws.write_string(0, 0, note, self.formats["note"])
+        return ws
+
+    def fmt(self, name: str | None):
+        return None if name is None else self.formats[name]
+
+    def text(self, ws, row: int, col: int, value, fmt: str | None = None) -> None:
+        """Write data text as text: a title like '=Equals' must never become a formula."""
+        ws.write_string(row, col, "" if value is None else str(value), self.fmt(fmt))
+
+    def number(self, ws, row: int, col: int, value, fmt: str | None = "num") -> None:
+        ws.write_number(row, col, float(value), self.fmt(fmt))
+
+    def formula(self, ws, row: int, col: int, formula: str, value: float,
+                fmt: str | None = "num", *, check: bool = True) -> None:
+        """A live formula, cached with torch's value; recorded for verification when check."""
+        value = float(value)
+        ws.write_formula(row, col, formula, self.fmt(fmt), value)
+        if check:
+            self.expect(ws.name, cell(row, col), value)
+
+    def array_formula(self, ws, r0: int, c0: int, r1: int, c1: int, formula: str,
+                      values: np.ndarray, fmt: str | None = "num", *, check: bool = True) -> None:
+        """A legacy (Ctrl+Shift+Enter) array formula over a block; values is (rows, cols)."""
+        values = np.asarray(values, dtype=float).reshape(r1 - r0 + 1, c1 - c0 + 1)
+        ws.write_array_formula(r0, c0, r1, c1, "{" + formula + "}", self.fmt(fmt), values[0, 0])
+        for i in range(values.shape[0]):
+            for j in range(values.shape[1]):
+                if (i, j) != (0, 0):  # XlsxWriter caches only the first cell; fill the rest
+                    ws.write_number(r0 + i, c0 + j, values[i, j], self.fmt(fmt))
+                if check:
+                    self.expect(ws.name, cell(r0 + i, c0 + j), values[i, j])
+
+    def expect(self, sheet: str, ref: str, value: float) -> None:
+        """Torch's value for a formula cell, to be compared after recalculation."""
+        if not math.isfinite(value):
+            raise ValueError(f"torch's value for {sheet}!{ref} is not finite: {value}")
+        self.torch.setdefault(sheet, {})[ref] = value
+
+    def _write_torch_sheet(self) -> None:
+        if not self.torch:
+            return
+        ws = self.wb.add_worksheet(TORCH_SHEET)
+        ws.hide()
+        for j, h in enumerate(TORCH_HEADER):
+            ws.write_string(0, j, h)
+        row = 1
+        for sheet, cells in self.torch.items():
+            for ref, value in cells.items():
+                ws.write_string(row, 0, sheet)
+                ws.write_string(row, 1, ref)
+                ws.write_number(row, 2, value)
+                row += 1
+
+    def close(self) -> None:
+        self._write_torch_sheet()
+        self.wb.close()
+
+
+def write_atomic(path, build, *, force: bool = False) -> Path:
+    """Build a workbook into a temporary file beside `path`, then rename it into place.
+
+    build(book) fills the Book. An existing file is kept unless force; a missing or read-only
+    folder is a clear error; a failed build leaves nothing behind.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in (".xlsx", ".xlsm"):
+        raise CfxlError(f"{path}: a workbook needs the suffix .xlsx or .xlsm")
+    if path.exists() and not force:
+        raise CfxlError(f"{path} exists; pass --force to overwrite it")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise CfxlError(f"{folder}: no such folder")
+    if not os.access(folder, os.W_OK):
+        raise CfxlError(f"{folder}: folder is not writable")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=folder)
+    os.close(fd)
+    try:
+        book = Book(Path(tmp))
+        build(book)
+        book.close()
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
