@@ -12,7 +12,7 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 import cfxl
-from cfxl import data
+from cfxl import formats
 from cfxl.data import IdMap, crosstab, file_sha256, read_ratings, split
 from cfxl.errors import DataError, UnknownIdError
 
@@ -194,7 +194,7 @@ def test_bad_values_in_a_movielens_csv_are_located(tmp_path, ml_files, content, 
                                        "range 0.5 to 5"), ("", "the rating is empty")])
 @pytest.mark.parametrize("at", [2, 150, 199])
 def test_bad_value_is_located_across_blocks_and_blank_lines(tmp_path, ml_files, monkeypatch, layout, bad, text, at):
-    monkeypatch.setattr(data, "CHUNK_BYTES", 64)  # many blocks, cut in the middle of lines
+    monkeypatch.setattr(formats, "CHUNK_BYTES", 64)  # many blocks, cut in the middle of lines
     sep = {"csv": ",", "u.data": "\t", "ratings.dat": "::"}[layout]
     lines = [HEADER.strip()] if layout == "csv" else []
     for i in range(200):
