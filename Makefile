@@ -6,7 +6,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench workbooks pictures clean
 
 $(PY):
 	$(PYTHON) -m venv --system-site-packages $(VENV)
@@ -20,6 +20,15 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q
+
+# Regenerate the committed example workbooks (a fixed date keeps them identical run to run),
+# their golden snapshot, and the README's pictures.
+workbooks: install
+	SOURCE_DATE_EPOCH=1767225600 $(VENV)/bin/cfxl demo -q
+	$(PY) -m pytest -q tests/test_workbooks.py --update-snapshots
+
+pictures: workbooks
+	$(PY) docs/render_pictures.py workbooks/collab_filter.xlsx
 
 bench: install
 	$(PY) benchmarks/train_speed.py

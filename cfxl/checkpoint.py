@@ -19,6 +19,12 @@ from cfxl.train import Config, Trained
 FORMAT = "cfxl-model/1"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save(trained: Trained, path, *, overwrite: bool = False) -> Path:
     """Write the checkpoint atomically (temporary file, then rename); never clobber unasked."""
     path = Path(path)
@@ -46,6 +52,7 @@ def save(trained: Trained, path, *, overwrite: bool = False) -> Path:
     os.close(fd)
     try:
         torch.save(ckpt, tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a model file is not
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -10,16 +10,6 @@ import click
 
 from cfxl.errors import CfxlError
 
-# The lesson's three experiments (lesson-workbooks.md §1.7), run by `cfxl demo`.
-LESSON_RUNS = {
-    "EmbeddingDot": dict(model="dot", opt="momentum", momentum=0.9, wd=1e-5,
-                         schedule="3@0.1,3@0.01", bs=64),
-    "EmbeddingDotBias": dict(model="dotbias", opt="momentum", momentum=0.9, wd=2e-4,
-                             schedule="3@0.1,3@0.01", bs=64),
-    "EmbeddingNet": dict(model="net", opt="adam", lr=1e-3, wd=1e-5, epochs=6, bs=64),
-}
-
-
 def data_options(f):
     """RATINGS and the options that say how to read it, shared by every command that reads data."""
     f = click.option("--rating-col", help="Rating column of a custom CSV (inferred when not given).")(f)
@@ -111,32 +101,50 @@ def cli():
     """
 
 
+def training_options(f):
+    """The training settings shared by `train` and `export`; each maps onto a Config field."""
+    for option in reversed(_TRAINING_OPTIONS):
+        f = option(f)
+    return f
+
+
+def _config(settings: dict, betas):
+    from cfxl.train import Config
+
+    return Config(**settings, **({"betas": betas} if betas else {}))
+
+
+_TRAINING_OPTIONS = [
+    click.option("--model", type=click.Choice(["dot", "dotbias", "net"]), default="dotbias",
+        show_default=True, help="EmbeddingDot, EmbeddingDotBias or EmbeddingNet."),
+    click.option("--opt", default="adam", show_default=True,
+        help="sgd, momentum, adam, rmsprop or adagrad (torch.optim's classes)."),
+    click.option("--lr", type=float, default=1e-2, show_default=True, help="Learning rate."),
+    click.option("--wd", type=float, default=0.0, show_default=True, help="L2 weight decay."),
+    click.option("--epochs", type=int, default=3, show_default=True),
+    click.option("--bs", type=int, default=64, show_default=True, help="Batch size (the lesson's 64)."),
+    click.option("--factors", "n_factors", type=int, default=50, show_default=True),
+    click.option("--momentum", type=float, default=0.9, show_default=True, help="For --opt momentum."),
+    click.option("--betas", callback=_float_pair, help="Adam's betas, e.g. 0.9,0.999."),
+    click.option("--eps", type=float, default=1e-8, show_default=True),
+    click.option("--schedule", default="constant", show_default=True,
+        help="constant, sgdr, onecycle, or stages like 3@0.1,3@0.01 (epochs@lr)."),
+    click.option("--cycle-len", type=int, default=1, show_default=True, help="SGDR first cycle, epochs."),
+    click.option("--cycle-mult", type=int, default=2, show_default=True, help="SGDR cycle growth."),
+    click.option("--val-pct", type=float, default=0.2, show_default=True),
+    click.option("--seed", type=int, default=42, show_default=True),
+    click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+    click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
+        show_default=True),
+    click.option("--sparse", is_flag=True,
+        help="CPU fast path: sparse embedding gradients with sgd, adagrad or adam "
+        "(SparseAdam); rows are updated and decayed only when a batch uses them."),
+]
+
+
 @cli.command()
 @data_options
-@click.option("--model", type=click.Choice(["dot", "dotbias", "net"]), default="dotbias",
-              show_default=True, help="EmbeddingDot, EmbeddingDotBias or EmbeddingNet.")
-@click.option("--opt", default="adam", show_default=True,
-              help="sgd, momentum, adam, rmsprop or adagrad (torch.optim's classes).")
-@click.option("--lr", type=float, default=1e-2, show_default=True, help="Learning rate.")
-@click.option("--wd", type=float, default=0.0, show_default=True, help="L2 weight decay.")
-@click.option("--epochs", type=int, default=3, show_default=True)
-@click.option("--bs", type=int, default=64, show_default=True, help="Batch size (the lesson's 64).")
-@click.option("--factors", "n_factors", type=int, default=50, show_default=True)
-@click.option("--momentum", type=float, default=0.9, show_default=True, help="For --opt momentum.")
-@click.option("--betas", callback=_float_pair, help="Adam's betas, e.g. 0.9,0.999.")
-@click.option("--eps", type=float, default=1e-8, show_default=True)
-@click.option("--schedule", default="constant", show_default=True,
-              help="constant, sgdr, onecycle, or stages like 3@0.1,3@0.01 (epochs@lr).")
-@click.option("--cycle-len", type=int, default=1, show_default=True, help="SGDR first cycle, epochs.")
-@click.option("--cycle-mult", type=int, default=2, show_default=True, help="SGDR cycle growth.")
-@click.option("--val-pct", type=float, default=0.2, show_default=True)
-@click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
-              show_default=True)
-@click.option("--sparse", is_flag=True,
-              help="CPU fast path: sparse embedding gradients with sgd, adagrad or adam "
-                   "(SparseAdam); rows are updated and decayed only when a batch uses them.")
+@training_options
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Save the model here (.pt).")
 @click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -153,9 +161,9 @@ def train(ratings, user_col, item_col, rating_col, output, force, quiet, betas, 
           --schedule 3@0.1,3@0.01 -o bias.pt
     """
     from cfxl import checkpoint
-    from cfxl.train import Config, fit
+    from cfxl.train import fit
 
-    config = Config(**settings, **({"betas": betas} if betas else {}))
+    config = _config(settings, betas)
     if output is not None and output.exists() and not force:
         raise CfxlError(f"{output} exists; pass --force to overwrite it")
     data = _read(ratings, user_col, item_col, rating_col)
@@ -168,45 +176,105 @@ def train(ratings, user_col, item_col, rating_col, output, force, quiet, betas, 
 
 
 @cli.command()
-@click.option("--epochs-scale", type=float, default=1.0, hidden=True,
-              help="Multiply every run's epochs (for quick checks).")
+@click.option("--quick", is_flag=True, help="One epoch per stage: a fast look, not the lesson's numbers.")
+@click.option("--out-dir", type=click.Path(path_type=Path), default=Path("workbooks"),
+              show_default=True, help="Where the example workbooks go (cfxl's own files there "
+                                      "are rewritten).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @handle_errors
-def demo(epochs_scale, quiet):
-    """The main job: the lesson's experiments on the embedded sample, compared.
+def demo(quick, out_dir, quiet):
+    """The main job: the lesson's experiments on the embedded sample, compared, and the
+    example workbooks written from them.
 
     Trains EmbeddingDot (SGD + momentum, lr 0.1 then 0.01, wd 1e-5), EmbeddingDotBias (wd 2e-4,
     same schedule) and EmbeddingNet (Adam 1e-3, wd 1e-5) with batch size 64, as in the lesson,
-    and prints the validation MSE and RMSE of each.
+    prints the validation MSE and RMSE of each, and writes OUT_DIR/collab_filter.xlsx from the
+    EmbeddingDotBias.
 
     \b
     Example:
       cfxl demo
     """
     from cfxl.data import read_ratings
-    from cfxl.train import Config, fit
+    from cfxl.demo import WORKBOOK_MODEL, run_lesson, write_workbooks
 
     data = read_ratings(None)
     click.echo(f"embedded sample {data.source}: {len(data):,} ratings, {data.n_users:,} users, "
                f"{data.n_movies:,} movies (synthetic, MovieLens-shaped)")
-    results = []
-    for name, settings in LESSON_RUNS.items():
-        config = Config(**settings)
-        if epochs_scale != 1.0:
-            stages = ",".join(f"{max(1, round(n * epochs_scale))}@{lr}" for n, lr in config.stages) \
-                if config.stages else config.schedule
-            config = Config(**{**settings, "schedule": stages,
-                               "epochs": max(1, round(config.epochs * epochs_scale))})
+
+    printer = {}  # a fresh table (with its header) for each model
+
+    def on_start(name, config):
         click.echo(f"\n{name}: {config.opt}, schedule {config.schedule}, wd {config.wd:g}")
-        trained = fit(config, data, progress=False if quiet else None, on_epoch=_epoch_printer())
-        last = trained.history[-1]
-        results.append({"model": name, "val_mse": last["val_loss"], "val_rmse": last["val_rmse"],
-                        "seconds": sum(h["seconds"] for h in trained.history)})
+        printer["epoch"] = _epoch_printer()
+
+    models = run_lesson(data, quick=quick, progress=False if quiet else None, on_start=on_start,
+                        on_epoch=lambda row: printer["epoch"](row))
+    results = [{"model": name, "val_mse": m.history[-1]["val_loss"],
+                "val_rmse": m.history[-1]["val_rmse"],
+                "seconds": sum(h["seconds"] for h in m.history)} for name, m in models.items()]
     click.echo("\nValidation after training (lesson on ml-latest-small: "
                "EmbeddingDot 1.130, EmbeddingDotBias 0.801, EmbeddingNet 0.781 MSE)")
     click.echo(_format_table(results, [("model", "model", "s"), ("val_mse", "val MSE", ".4f"),
                                        ("val_rmse", "val RMSE", ".4f"),
                                        ("seconds", "seconds", ".1f")]))
+    for book in write_workbooks(models[WORKBOOK_MODEL], data, out_dir):
+        click.echo(f"wrote {book}")
+
+
+@cli.command()
+@data_options
+@training_options
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="The workbook to write (.xlsx).")
+@click.option("--force", is_flag=True, help="Overwrite the workbook if it exists.")
+@click.option("--csv-dir", type=click.Path(path_type=Path),
+              help="Also write the complete users, movies and predictions tables as CSV here "
+                   "(sheets are capped at Excel's row limit).")
+@click.option("--slice-users", type=int, default=15, show_default=True,
+              help="Most active users in the lesson's live sheets.")
+@click.option("--slice-movies", type=int, default=15, show_default=True,
+              help="Most rated movies in the lesson's live sheets.")
+@click.option("--slice-factors", type=int, default=5, show_default=True,
+              help="Factors of the small models trained on that slice.")
+@click.option("--untrained", is_flag=True, help="Write the slice models' initial parameters.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@handle_errors
+def export(ratings, user_col, item_col, rating_col, output, force, csv_dir, slice_users,
+           slice_movies, slice_factors, untrained, quiet, betas, **settings):
+    """Write the collaborative-filtering workbook: the lesson's sheets with live formulas
+    (dotprod, bias, movielens_emb, movielens_1hot, nn, tensors) and the whole model (users,
+    movies, predictions, history, bias_rank, pca, config).
+
+    RATINGS is a ratings file (a model is trained on it with the options below) or a model
+    saved by `cfxl train -o` (.pt), whose ratings file is read again; without it, the
+    embedded sample.
+
+    \b
+    Example:
+      cfxl export -o collab_filter.xlsx
+      cfxl export ml-latest-small.zip --epochs 5 -o ml.xlsx --csv-dir ml-tables
+    """
+    from cfxl import checkpoint
+    from cfxl.export import SliceOptions, export_collab
+    from cfxl.train import fit
+
+    if output.exists() and not force:
+        raise CfxlError(f"{output} exists; pass --force to overwrite it")
+    if ratings is not None and ratings.suffix == ".pt":
+        trained = checkpoint.load(ratings)
+        if not Path(trained.source).exists():
+            raise CfxlError(f"{ratings}: the ratings file it was trained on, {trained.source}, "
+                            "is gone; train again with `cfxl export RATINGS`")
+        data = _read(Path(trained.source), user_col, item_col, rating_col)
+    else:
+        data = _read(ratings, user_col, item_col, rating_col)
+        trained = fit(_config(settings, betas), data, progress=False if quiet else None,
+                      on_epoch=_epoch_printer())
+    options = SliceOptions(n_users=slice_users, n_movies=slice_movies, n_factors=slice_factors,
+                           untrained=untrained, seed=trained.config.seed)
+    export_collab(output, trained, data, slice_options=options, csv_dir=csv_dir, force=force)
+    click.echo(f"wrote {output}")
 
 
 @cli.group()

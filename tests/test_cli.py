@@ -102,10 +102,11 @@ def test_duplicates_are_reported(tmp_path):
     assert "dropped 2 duplicate (user, movie) ratings" in result.output
 
 
-def test_demo_end_to_end_quickly():
-    result = run("demo", "--epochs-scale", 0.2, "-q")
+def test_demo_end_to_end_quickly(tmp_path):
+    result = run("demo", "--quick", "-q", "--out-dir", tmp_path)
     assert result.exit_code == 0, result.output
     table = result.output.split("Validation after training")[1]
     for name in ("EmbeddingDot", "EmbeddingDotBias", "EmbeddingNet"):
         assert name in table
     assert "val RMSE" in table
+    assert (tmp_path / "collab_filter.xlsx").exists()

@@ -17,12 +17,14 @@ from pathlib import Path
 import numpy as np
 import xlsxwriter
 from xlsxwriter.utility import xl_rowcol_to_cell
+from xlsxwriter.worksheet import Worksheet
 
 from cfxl.errors import CfxlError
 from cfxl.verify import TORCH_HEADER, TORCH_SHEET
 
 MAX_ROWS = 1_048_576  # Excel's sheet limit
 NOTE_ROWS = 1  # every sheet opens with a one-line note
+PRINT_ROWS = 60  # a long sheet prints (and renders to a picture) its first rows only
 
 FORMATS = {
     "note": {"italic": True, "font_color": "#555555"},
@@ -36,6 +38,16 @@ FORMATS = {
     "loss": {"bold": True, "num_format": "0.000000", "bg_color": "#E2EFDA"},
     "torch": {"num_format": "0.000000", "font_color": "#7F7F7F"},
 }
+
+
+class ExactWorksheet(Worksheet):
+    """XlsxWriter writes numbers to 16 significant digits, which loses a float64's last bits;
+    this writes the shortest text that reads back as the same float, so a sheet's parameters are
+    exactly the model's."""
+
+    def _xml_number_element(self, number, attributes=()) -> None:
+        attr = "".join(f' {k}="{self._escape_attributes(v)}"' for k, v in attributes)
+        self.fh.write(f"<c{attr}><v>{float(number)!r}</v></c>")
 
 
 def cell(row: int, col: int, *, absolute: str = "") -> str:
@@ -60,7 +72,7 @@ class Book:
 
     def sheet(self, name: str, note: str):
         """A new sheet whose first row is a short note: what it shows, which cells to edit."""
-        ws = self.wb.add_worksheet(name)
+        ws = self.wb.add_worksheet(name, worksheet_class=ExactWorksheet)
         ws.write_string(0, 0, note, self.formats["note"])
         return ws
 
@@ -103,7 +115,7 @@ class Book:
     def _write_torch_sheet(self) -> None:
         if not self.torch:
             return
-        ws = self.wb.add_worksheet(TORCH_SHEET)
+        ws = self.wb.add_worksheet(TORCH_SHEET, worksheet_class=ExactWorksheet)
         ws.hide()
         for j, h in enumerate(TORCH_HEADER):
             ws.write_string(0, j, h)
@@ -115,9 +127,30 @@ class Book:
                 ws.write_number(row, 2, value)
                 row += 1
 
+    def _page_setup(self) -> None:
+        """Each visible sheet prints on one landscape page, long ones their first rows."""
+        for ws in self.wb.worksheets():
+            ws.set_landscape()
+            ws.fit_to_pages(1, 1)
+            if ws.dim_rowmax is None:
+                continue
+            # a chart sits beside its data: print its anchor plus about its width and height
+            charts = [(c[0] + 20, c[1] + 9) for c in ws.charts]
+            last_row = max([min(ws.dim_rowmax, PRINT_ROWS - 1)] + [r for r, _ in charts])
+            last_col = max([ws.dim_colmax or 0] + [c for _, c in charts])
+            if last_row < ws.dim_rowmax or charts:
+                ws.print_area(0, 0, last_row, last_col)
+
     def close(self) -> None:
         self._write_torch_sheet()
+        self._page_setup()
         self.wb.close()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_atomic(path, build, *, force: bool = False) -> Path:
@@ -142,6 +175,7 @@ def write_atomic(path, build, *, force: bool = False) -> Path:
         book = Book(Path(tmp))
         build(book)
         book.close()
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a workbook is not
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -1,0 +1,47 @@
+"""`cfxl export`: a trained model and its data, turned into records, written as the collab workbook.
+
+This is where the two sides meet: torch produces plain numpy records (cfxl.mirror for the
+lesson's slice models, cfxl.tables for the whole model) and the workbook layer (cfxl.xl)
+writes them; neither side imports the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from cfxl.data import Ratings
+from cfxl.mirror import lesson_records
+from cfxl.tables import model_tables
+from cfxl.train import Trained
+from cfxl.xl.book import write_atomic
+from cfxl.xl.lesson import write_lesson_sheets
+from cfxl.xl.model import write_model_sheets
+
+
+@dataclass(frozen=True)
+class SliceOptions:
+    """The lesson's "subset for Excel": how many users, movies and factors the live sheets use."""
+
+    n_users: int = 15        # the lesson's crosstab is 15 x 15
+    n_movies: int = 15
+    n_factors: int = 5       # the lesson's sheets show 5 factors
+    untrained: bool = False  # write the initial parameters instead of trained ones
+    seed: int = 42
+
+
+def export_collab(output, trained: Trained, ratings: Ratings, *, slice_options=SliceOptions(),
+                  csv_dir=None, force: bool = False) -> Path:
+    """Write the collab workbook: the lesson's live sheets, then the whole model's tables."""
+    s = slice_options
+    lesson = lesson_records(ratings, n_users=s.n_users, n_movies=s.n_movies,
+                            n_factors=s.n_factors, untrained=s.untrained, seed=s.seed)
+    tables = model_tables(trained, ratings)
+    if csv_dir is not None:
+        Path(csv_dir).mkdir(parents=True, exist_ok=True)
+
+    def build(book):
+        write_lesson_sheets(book, lesson)
+        write_model_sheets(book, tables, csv_dir=csv_dir)
+
+    return write_atomic(output, build, force=force)

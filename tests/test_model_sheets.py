@@ -1,0 +1,275 @@
+"""The whole-model sheets: values equal the model's, text stays text, long tables are capped, the analysis tells the planted story."""
+
+import csv
+import re
+import zipfile
+
+import numpy as np
+import openpyxl
+import pandas as pd
+import pytest
+import torch
+
+import cfxl
+from cfxl.analysis import bias_rank, pca
+from cfxl.data import file_sha256, read_ratings, split
+from cfxl.errors import CfxlError
+from cfxl.sample import AXES, load_planted
+from cfxl.tables import model_tables
+from cfxl.train import Config, fit
+from cfxl.xl.analysis_sheets import write_bias_rank, write_pca
+from cfxl.xl.book import write_atomic
+from cfxl.xl.model import write_model_sheets
+
+HOSTILE = ["=cmd|' /C calc'!A0", "+1", "-2", "@SUM(1)"]  # each would run as a formula if written raw
+GENRES = ["Action|Sci-Fi", "Drama|Romance", "Comedy|Children", "Horror|Thriller", "Drama", "Action"]
+DATE = "2024-01-02T03:04:05+00:00"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """40 users x 30 movies (biases, two taste axes, noise); movies 0-3 have hostile titles and everyone rates them."""
+    rng = np.random.default_rng(3)
+    ub, mb = rng.normal(0, 0.4, 40), rng.normal(0, 0.6, 30)
+    ut, mt = rng.normal(0, 1, (40, 2)), rng.normal(0, 1, (30, 2))
+    rows = []
+    for u in range(40):
+        for m in np.r_[0:4, rng.choice(np.arange(4, 30), size=16, replace=False)]:
+            r = 3.4 + ub[u] + mb[m] + 0.5 * ut[u] @ mt[m] + rng.normal(0, 0.3)
+            rows.append([u * 7 + 1, m * 3 + 2, min(5.0, max(0.5, round(r * 2) / 2)), 964982703])
+    folder = tmp_path_factory.mktemp("tiny")
+    with open(folder / "ratings.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["userId", "movieId", "rating", "timestamp"], *rows])
+    with open(folder / "movies.csv", "w", newline="") as f:
+        titles = HOSTILE + [f"Movie {m} ({1950 + 2 * m})" for m in range(4, 30)]
+        genres = ["=1+1|Drama"] + [GENRES[m % len(GENRES)] for m in range(1, 30)]
+        csv.writer(f).writerows([["movieId", "title", "genres"],
+                                 *[[m * 3 + 2, titles[m], genres[m]] for m in range(30)]])
+    return read_ratings(folder / "ratings.csv")
+
+
+def train(ratings, model="dotbias", **kw):
+    base = {"model": model, "n_factors": 4, "lr": 0.03, "bs": 64, "epochs": 4, "device": "cpu"}
+    if model == "dot":
+        base.update(opt="momentum", lr=0.05)
+    return fit(Config(**{**base, **kw}), ratings, progress=False)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny):
+    return train(tiny)
+
+
+@pytest.fixture(scope="module")
+def workbook(tmp_path_factory, trained, tiny):
+    path = tmp_path_factory.mktemp("book") / "model.xlsx"
+    tables = model_tables(trained, tiny, date=DATE)
+    write_atomic(path, lambda book: write_model_sheets(book, tables))
+    return path
+
+
+@pytest.fixture(scope="module")
+def book(workbook):
+    return openpyxl.load_workbook(workbook)
+
+
+def table(ws, *, header_row=2, last_row=None):
+    """A sheet's table below its note as a DataFrame (header in row 2), values as read back."""
+    rows = list(ws.iter_rows(min_row=header_row, max_row=last_row, values_only=True))
+    return pd.DataFrame(rows[1:], columns=rows[0])
+
+
+def test_the_sheets_and_their_notes(book):
+    assert book.sheetnames == ["users", "movies", "predictions", "history", "bias_rank", "pca", "config"]
+    for ws in book:
+        assert ws["A1"].data_type == "s" and len(ws["A1"].value) > 40
+    assert book["movies"].freeze_panes == "D3" and book["predictions"].auto_filter.ref == "A2:F162"
+
+
+def test_predictions_are_the_models_for_the_validation_set(book, trained, tiny):
+    sheet = table(book["predictions"])
+    assert list(sheet.columns) == ["userId", "movieId", "title", "actual", "predicted", "error"]
+    _, val = split(len(tiny), trained.config.val_pct, trained.config.seed)
+    assert len(sheet) == len(val)
+    assert np.array_equal(sheet["userId"], tiny.users.ids[tiny.user_idx[val]])
+    assert np.array_equal(sheet["movieId"], tiny.movies.ids[tiny.movie_idx[val]])
+    assert np.array_equal(sheet["actual"], tiny.rating[val])
+    np.testing.assert_allclose(sheet["predicted"], trained.predict(sheet["userId"], sheet["movieId"]),
+                               rtol=1e-6, atol=0)
+    np.testing.assert_allclose(sheet["error"], sheet["predicted"] - sheet["actual"], atol=1e-12)
+    assert sheet["title"].tolist() == [tiny.title(m) for m in sheet["movieId"]]
+
+
+@pytest.mark.parametrize(("sheet", "weight", "bias", "ids"), [("users", "u_weight", "u_bias", "user_idx"),
+                                                              ("movies", "i_weight", "i_bias", "movie_idx")])
+def test_users_and_movies_hold_the_parameters_and_counts(book, trained, tiny, sheet, weight, bias, ids):
+    got = table(book[sheet])
+    model = trained.model
+    factors = got[[f"f{j}" for j in range(4)]].to_numpy(dtype=np.float64).astype(np.float32)
+    assert np.array_equal(factors, getattr(model, weight).weight.detach().numpy())  # float32 exactly
+    assert np.array_equal(got["bias"].to_numpy().astype(np.float32), getattr(model, bias).weight.detach().numpy()[:, 0])
+    assert np.array_equal(got["index"], np.arange(len(got)))
+    assert np.array_equal(got["n_ratings"], np.bincount(getattr(tiny, ids)))
+    id_map = trained.users if sheet == "users" else trained.movies
+    assert np.array_equal(got.iloc[:, 0], id_map.ids)
+
+
+def test_hostile_titles_and_genres_stay_text(book):
+    movies = book["movies"]
+    assert [movies.cell(3 + i, 3).value for i in range(4)] == HOSTILE
+    assert movies["D3"].value == "=1+1|Drama"
+    seen = [c for ws in book for row in ws.iter_rows() for c in row
+            if isinstance(c.value, str) and c.value in HOSTILE + ["=1+1|Drama"]]
+    assert {c.parent.title for c in seen} >= {"movies", "predictions", "bias_rank", "pca"}
+    assert all(c.data_type == "s" for c in seen)
+
+
+def test_history_and_config(book, trained, tiny):
+    history = table(book["history"])
+    expected = pd.DataFrame(trained.history)[history.columns]
+    np.testing.assert_allclose(history.to_numpy(dtype=float), expected.to_numpy(dtype=float), rtol=1e-15)
+    config = dict(book["config"].iter_rows(min_row=3, values_only=True))
+    assert config["seed"] == 42 and config["model"] == "dotbias" and config["betas"] == "0.9, 0.999"
+    assert config["sha256"] == file_sha256(tiny.source) == trained.sha256
+    assert (config["cfxl_version"], config["torch_version"]) == (cfxl.__version__, str(torch.__version__))
+    assert config["date"] == DATE and config["n_ratings"] == len(tiny) and config["n_val"] == 160
+
+
+def test_the_line_and_scatter_charts_are_native_and_the_points_are_labelled_with_titles(workbook, book):
+    with zipfile.ZipFile(workbook) as zf:
+        charts = [zf.read(n).decode() for n in sorted(zf.namelist()) if re.fullmatch(r"xl/charts/chart\d+\.xml", n)]
+    line, scatter = charts
+    assert "<c:lineChart>" in line and "history!$B$3:$B$6" in line and "history!$C$3:$C$6" in line
+    assert "<c:scatterChart>" in scatter
+    labels = re.findall(r"<c:dLbl><c:idx val=\"(\d+)\"/>.*?<c:f>'pca'!\$B\$(\d+)</c:f>", scatter)
+    assert len(labels) == 30 and all(int(row) == int(i) + 3 for i, row in labels)  # every movie, own title
+    pca_titles = [book["pca"].cell(r, 2).value for r in range(3, 33)]
+    assert set(pca_titles) == {book["movies"].cell(r, 3).value for r in range(3, 33)}
+
+
+def test_bias_rank_and_pca_sheets_match_the_analysis(book, workbook, trained, tiny):
+    tables = model_tables(trained, tiny)
+    ranked = bias_rank(tables.movies)
+    sheet = table(book["bias_rank"], header_row=3)
+    best, worst = sheet.iloc[:, :6].dropna(), sheet.iloc[:, 7:13].dropna()
+    for got, want in ((best, ranked.best), (worst, ranked.worst)):
+        assert got.drop(columns="bias").to_dict("list") == want.drop(columns="bias").to_dict("list")
+        assert np.array_equal(got["bias"].to_numpy(float).astype(np.float32), want["bias"])
+    result = pca(tables.movies)
+    coords = table(book["pca"], last_row=2 + len(result.coords)).iloc[:, :7]
+    assert coords["movieId"].tolist() == result.coords["movieId"].tolist()
+    np.testing.assert_allclose(coords[["pc0", "pc1", "pc2"]].to_numpy(float), result.coords[["pc0", "pc1", "pc2"]])
+    ws = book["pca"]
+    assert [[ws.cell(3 + j, c).value for c in (9, 10, 12)] for j in range(3)] == \
+        [[f"pc{j}", *result.labels[j]] for j in range(3)]
+
+
+@pytest.mark.parametrize("model", ["dot", "net"])
+def test_models_without_biases_have_no_bias_columns(tmp_path, tiny, model):
+    trained = train(tiny, model)
+    tables = model_tables(trained, tiny)
+    assert "bias" not in tables.users and "bias" not in tables.movies
+    assert np.array_equal(tables.movies[[f"f{j}" for j in range(4)]].to_numpy(),
+                          trained.model.i_weight.weight.detach().numpy())
+    np.testing.assert_allclose(tables.predictions["predicted"],
+                               trained.predict(tables.predictions["userId"], tables.predictions["movieId"]),
+                               rtol=1e-6)
+    path = write_atomic(tmp_path / "m.xlsx", lambda b: write_model_sheets(b, tables))
+    book = openpyxl.load_workbook(path)
+    assert "no movie biases" in book["bias_rank"]["A1"].value and book["bias_rank"].max_row == 1
+    assert [c.value for c in book["users"][2]][:4] == ["userId", "index", "n_ratings", "f0"]
+
+
+def test_long_tables_are_capped_with_a_note_and_the_csvs_are_complete(tmp_path, trained, tiny):
+    tables = model_tables(trained, tiny)
+    for csv_dir in (None, tmp_path / "csv"):
+        path = write_atomic(tmp_path / f"capped{csv_dir is None}.xlsx",
+                            lambda b, d=csv_dir: write_model_sheets(b, tables, csv_dir=d, max_rows=20))
+        book = openpyxl.load_workbook(path)
+        for name, total in (("users", 40), ("movies", 30), ("predictions", 160)):
+            ws = book[name]
+            assert ws.max_row == 20 and ws.cell(19, 1).value is not None
+            note = ws.cell(20, 1).value
+            assert note.startswith(f"{total - 17} more rows left out (of {total})")
+            assert ("--csv-dir" in note) if csv_dir is None else (str(csv_dir / f"{name}.csv") in note)
+    for name in ("users", "movies", "predictions", "history"):
+        back = pd.read_csv(tmp_path / "csv" / f"{name}.csv", keep_default_na=False)
+        want = getattr(tables, name)
+        assert list(back.columns) == list(want.columns) and len(back) == len(want)
+        for column in want:
+            if not pd.api.types.is_numeric_dtype(want[column]):
+                assert back[column].astype(str).tolist() == want[column].tolist()
+            else:
+                assert np.array_equal(back[column].to_numpy().astype(want[column].dtype), want[column])
+
+
+def test_write_atomic_never_clobbers_unasked_and_names_a_missing_folder(tmp_path, trained, tiny):
+    tables = model_tables(trained, tiny)
+    path = write_atomic(tmp_path / "m.xlsx", lambda b: write_model_sheets(b, tables))
+    before = path.read_bytes()
+    with pytest.raises(CfxlError, match="exists; pass --force"):
+        write_atomic(path, lambda b: write_model_sheets(b, tables))
+    assert path.read_bytes() == before
+    write_atomic(path, lambda b: write_model_sheets(b, tables), force=True)
+    with pytest.raises(CfxlError, match="no such folder"):
+        write_atomic(tmp_path / "nowhere" / "m.xlsx", lambda b: write_model_sheets(b, tables))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.xlsx"]  # no temporary file left behind
+
+
+def test_libreoffice_opens_it_and_reads_the_hostile_titles_as_text(engine, workbook):
+    result = engine.recalc(workbook)
+    assert result.errors == []
+    assert [result.values["movies"][f"C{r}"] for r in range(3, 7)] == HOSTILE
+
+
+# --- the planted story, on the embedded sample ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sample_movies():
+    """The movies table of an EmbeddingDotBias trained on the embedded sample (about 1 s)."""
+    ratings = read_ratings()
+    trained = fit(Config(model="dotbias", opt="adam", lr=1e-2, wd=1e-4, bs=1024, epochs=6, n_factors=10,
+                         device="cpu"), ratings, progress=False)
+    return model_tables(trained, ratings).movies
+
+
+def test_bias_rank_puts_the_planted_best_above_the_planted_worst(sample_movies):
+    planted, _ = load_planted()
+    ranked = bias_rank(sample_movies, min_ratings=20, n=15)
+    assert ranked.n_ranked == int((sample_movies["n_ratings"] >= 20).sum()) and len(ranked.best) == 15
+    assert (ranked.best["n_ratings"] >= 20).all() and ranked.best["bias"].is_monotonic_decreasing
+    assert planted.loc[ranked.best["movieId"], "bias"].min() > planted.loc[ranked.worst["movieId"], "bias"].max()
+    often = sample_movies[sample_movies["n_ratings"] >= 20]
+    assert np.corrcoef(often["bias"], planted.loc[often["movieId"], "bias"])[0, 1] > 0.85
+
+
+def test_pca_finds_the_planted_axes_and_names_them_by_their_genres(sample_movies):
+    planted, _ = load_planted()
+    result = pca(sample_movies, n_movies=1000, n_components=3, n_top=10)
+    assert len(result.coords) == 1000 and result.coords["n_ratings"].is_monotonic_decreasing
+    assert np.all(np.diff(result.explained) < 0) and result.explained.sum() < 1
+    coords = result.coords[result.components].to_numpy()
+    truth = planted.loc[result.coords["movieId"]]
+    found = []
+    for axis, meaning in AXES.items():
+        corr = [np.corrcoef(coords[:, k], truth[axis])[0, 1] for k in range(3)]
+        k = int(np.argmax(np.abs(corr)))
+        assert abs(corr[k]) > 0.8, (axis, corr)
+        found.append(k)
+        plus, minus = (s.split(", ") for s in meaning.split(": ", 1)[1].split(" vs "))
+        high, low = (n.split(", ") for n in result.labels[k])
+        if corr[k] < 0:
+            high, low = low, high
+        assert len(set(high) & set(plus)) >= 2 and len(set(low) & set(minus)) >= 2, (axis, result.labels[k])
+        top = result.top[k]["title"] if corr[k] > 0 else result.bottom[k]["title"]
+        top_ids = result.coords.set_index("title").loc[top, "movieId"]
+        assert (truth.loc[top_ids, axis] > 0).all()  # the listed extremes sit at the planted end
+    assert sorted(found) == [0, 1, 2]
+
+
+def test_the_analysis_sheets_of_the_sample_show_the_computed_labels(tmp_path, sample_movies):
+    path = write_atomic(tmp_path / "a.xlsx", lambda b: (write_bias_rank(b, sample_movies), write_pca(b, sample_movies)))
+    ws = openpyxl.load_workbook(path)["pca"]
+    labels = [(ws.cell(3 + j, 10).value, ws.cell(3 + j, 12).value) for j in range(3)]
+    assert labels == pca(sample_movies).labels
+    assert any("Action" in high or "Action" in low for high, low in labels)
