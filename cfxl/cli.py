@@ -258,9 +258,9 @@ def export(ratings, user_col, item_col, rating_col, output, force, csv_dir, slic
     from cfxl import checkpoint
     from cfxl.export import SliceOptions, export_collab
     from cfxl.train import fit
+    from cfxl.xl.book import check_target
 
-    if output.exists() and not force:
-        raise CfxlError(f"{output} exists; pass --force to overwrite it")
+    check_target(output, force=force)
     if ratings is not None and ratings.suffix == ".pt":
         trained = checkpoint.load(ratings)
         if not Path(trained.source).exists():

@@ -6,6 +6,7 @@ import sys
 import pytest
 import torch
 from click.testing import CliRunner
+from openpyxl import load_workbook
 
 from cfxl.cli import cli
 
@@ -110,3 +111,38 @@ def test_demo_end_to_end_quickly(tmp_path):
         assert name in table
     assert "val RMSE" in table
     assert (tmp_path / "collab_filter.xlsx").exists()
+
+
+def test_export_trains_writes_and_refuses_to_overwrite(tmp_path):
+    book, tables = tmp_path / "book.xlsx", tmp_path / "tables"
+    args = ["export", "--bs", 4096, "--epochs", 1, "--factors", 4, "-q", "-o", book]
+    result = run(*args, "--csv-dir", tables)
+    assert result.exit_code == 0, result.output
+    assert f"wrote {book}" in result.output
+    names = load_workbook(book, read_only=True).sheetnames
+    assert names[:6] == ["dotprod", "bias", "movielens_emb", "movielens_1hot", "nn", "tensors"]
+    assert {"users", "movies", "predictions", "history", "bias_rank", "pca", "config"} <= set(names)
+    assert {p.name for p in tables.iterdir()} >= {"users.csv", "movies.csv", "predictions.csv"}
+    before = book.read_bytes()
+    again = CliRunner().invoke(cli, [str(a) for a in args])
+    assert again.exit_code == 1 and "exists; pass --force" in again.output
+    assert book.read_bytes() == before
+
+
+def test_export_from_a_saved_model(ratings, tmp_path):
+    model, book = tmp_path / "m.pt", tmp_path / "m.xlsx"
+    assert run("train", ratings, "--epochs", 1, "--factors", 3, "-q", "-o", model).exit_code == 0
+    result = run("export", model, "-q", "-o", book, "--slice-users", 5, "--slice-movies", 4)
+    assert result.exit_code == 0, result.output
+    wb = load_workbook(book, read_only=True)
+    config = {r[0]: r[1] for r in wb["config"].iter_rows(min_row=3, values_only=True)}
+    assert config["n_factors"] == 3 and config["data_file"] == str(ratings)
+    ratings.unlink()
+    gone = CliRunner().invoke(cli, ["export", str(model), "-q", "-o", str(tmp_path / "x.xlsx")])
+    assert gone.exit_code == 1 and "is gone" in gone.output
+
+
+def test_export_into_a_missing_folder_is_a_clear_error(tmp_path):
+    result = CliRunner().invoke(cli, ["export", "--epochs", 1, "--bs", 4096, "-q",
+                                      "-o", str(tmp_path / "no" / "book.xlsx")])
+    assert result.exit_code == 1 and "no such folder" in result.output

@@ -153,12 +153,9 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path, build, *, force: bool = False) -> Path:
-    """Build a workbook into a temporary file beside `path`, then rename it into place.
-
-    build(book) fills the Book. An existing file is kept unless force; a missing or read-only
-    folder is a clear error; a failed build leaves nothing behind.
-    """
+def check_target(path, *, force: bool = False) -> Path:
+    """The workbook path, if it can be written: the right suffix, an existing writable folder,
+    and no file there unless force. Commands call it before training, so a mistake costs nothing."""
     path = Path(path)
     if path.suffix.lower() not in (".xlsx", ".xlsm"):
         raise CfxlError(f"{path}: a workbook needs the suffix .xlsx or .xlsm")
@@ -169,6 +166,17 @@ def write_atomic(path, build, *, force: bool = False) -> Path:
         raise CfxlError(f"{folder}: no such folder")
     if not os.access(folder, os.W_OK):
         raise CfxlError(f"{folder}: folder is not writable")
+    return path
+
+
+def write_atomic(path, build, *, force: bool = False) -> Path:
+    """Build a workbook into a temporary file beside `path`, then rename it into place.
+
+    build(book) fills the Book. An existing file is kept unless force; a missing or read-only
+    folder is a clear error; a failed build leaves nothing behind.
+    """
+    path = check_target(path, force=force)
+    folder = path.parent
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=folder)
     os.close(fd)
     try:
