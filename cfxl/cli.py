@@ -277,6 +277,53 @@ def export(ratings, user_col, item_col, rating_col, output, force, csv_dir, slic
     click.echo(f"wrote {output}")
 
 
+def _id_list(ctx, param, value):
+    if not value:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    return [int(v) if v.lstrip("-").isdigit() else v for v in items]
+
+
+@cli.command()
+@data_options
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="The workbook to write (.xlsx).")
+@click.option("--force", is_flag=True, help="Overwrite the workbook if it exists.")
+@click.option("--rules", type=click.Choice(["torch", "lesson"]), default="torch", show_default=True,
+              help="torch.optim's update rules, or the lesson spreadsheet's own variants.")
+@click.option("--steps", type=int, default=30, show_default=True,
+              help="Full-batch steps of the CF model on the cf_* sheets.")
+@click.option("--trace-users", callback=_id_list,
+              help="Follow only these users (raw ids, comma-separated) of a whole-data model.")
+@click.option("--trace-movies", callback=_id_list,
+              help="Follow only these movies (raw ids, comma-separated) of a whole-data model.")
+@handle_errors
+def graddesc(ratings, user_col, item_col, rating_col, output, force, rules, steps, trace_users,
+             trace_movies):
+    """Write the optimizer workbook: one optimizer step per row, as formulas that follow
+    torch.optim (SGD, momentum, Adagrad, RMSprop, Adam, Adam with an lr schedule) for the
+    lesson's line y = a*x + b, then the CF model's full-batch steps (cf_sgd, cf_momentum,
+    cf_adam) and one step's gradients through the chain rule.
+
+    Change an lr or a beta in the workbook and the whole trajectory follows. RATINGS gives the
+    CF slice (the embedded sample without it).
+
+    \b
+    Example:
+      cfxl graddesc -o graddesc.xlsx
+      cfxl graddesc --rules lesson -o graddesc_lesson.xlsx
+      cfxl graddesc --trace-users 1,2 --trace-movies 318,356 -o traced.xlsx
+    """
+    from cfxl.export import export_graddesc
+    from cfxl.xl.book import check_target
+
+    check_target(output, force=force)
+    data = _read(ratings, user_col, item_col, rating_col)
+    export_graddesc(output, data, rules=rules, steps=steps, trace_users=trace_users,
+                    trace_movies=trace_movies, force=force)
+    click.echo(f"wrote {output}")
+
+
 @cli.group()
 def data():
     """Read, inspect and download MovieLens data."""

@@ -44,8 +44,9 @@ def run_lesson(data: Ratings, *, quick: bool = False, progress=None, on_start=No
 
 def write_workbooks(trained: Trained, data: Ratings, out_dir) -> list[Path]:
     """The example workbooks of the demo, rewritten in out_dir (they are cfxl's own files)."""
-    from cfxl.export import export_collab
+    from cfxl.export import export_collab, export_graddesc
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [export_collab(out_dir / "collab_filter.xlsx", trained, data, force=True)]
+    return [export_collab(out_dir / "collab_filter.xlsx", trained, data, force=True),
+            export_graddesc(out_dir / "graddesc.xlsx", data, force=True)]

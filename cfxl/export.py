@@ -45,3 +45,22 @@ def export_collab(output, trained: Trained, ratings: Ratings, *, slice_options=S
         write_model_sheets(book, tables, csv_dir=csv_dir)
 
     return write_atomic(output, build, force=force)
+
+
+def export_graddesc(output, ratings: Ratings, *, rules: str = "torch", steps: int = 30,
+                    trace_users=None, trace_movies=None, force: bool = False) -> Path:
+    """Write the optimizer workbook: the lesson's line y = a*x + b under each optimizer (torch's
+    rules, or the lesson's own), then the CF slice model's steps and one step's gradients."""
+    from cfxl import linreg
+    from cfxl.cfsteps import cf_step_records
+    from cfxl.xl.graddesc import write_graddesc_sheets
+    from cfxl.xl.graddesc_cf import write_cf_sheets
+
+    line = linreg.run(rules)
+    cf = cf_step_records(ratings, steps=steps, trace_users=trace_users, trace_movies=trace_movies)
+
+    def build(book):
+        write_graddesc_sheets(book, line)
+        write_cf_sheets(book, cf)
+
+    return write_atomic(output, build, force=force)

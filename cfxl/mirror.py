@@ -115,11 +115,7 @@ class LessonRecords:
 def lesson_records(ratings: Ratings, *, n_users: int = 15, n_movies: int = 15, n_factors: int = 5,
                    nh: int = 10, untrained: bool = False, seed: int = 42) -> LessonRecords:
     """Train (or just initialise) the lesson's models on the crosstab slice and record them."""
-    table = crosstab(ratings, n_users, n_movies)
-    grid = table.to_numpy(np.float64)  # (n_users, n_movies), NaN blank
-    rows, cols = np.nonzero(~np.isnan(grid))  # row-major: by user, then by movie
-    if not len(rows):
-        raise ValueError("the slice holds no ratings: nothing to train on")
+    table, grid, rows, cols = lesson_slice(ratings, n_users, n_movies)
     y_range = ratings.rating_range
     users, movies = torch.from_numpy(rows), torch.from_numpy(cols)
     y = torch.from_numpy(grid[rows, cols])  # (n,) float64
@@ -127,8 +123,7 @@ def lesson_records(ratings: Ratings, *, n_users: int = 15, n_movies: int = 15, n
     steps = 0 if untrained else STEPS
 
     def trained(make) -> nn.Module:
-        torch.manual_seed(seed)  # each model starts from the same seed, whichever is built first
-        model = make().to(torch.float64)
+        model = seeded(make, seed)
         _train(model, users, movies, y, steps)
         return model.eval()
 
@@ -146,6 +141,24 @@ def lesson_records(ratings: Ratings, *, n_users: int = 15, n_movies: int = 15, n
             dot=_grid(dot, grid, None), bias=_grid(bias, grid, bias.y_range),
             long=_long(dot, users, movies, y, nu, nm), net=_net(net, users, movies, y),
             tensors=_tensors())
+
+
+def lesson_slice(ratings: Ratings, n_users: int = 15, n_movies: int = 15):
+    """The crosstab (DataFrame), its grid (n_users, n_movies; NaN blank) and the rated cells'
+    positions `rows`, `cols` (n,), row-major: by user, then by movie."""
+    table = crosstab(ratings, n_users, n_movies)
+    grid = table.to_numpy(np.float64)
+    rows, cols = np.nonzero(~np.isnan(grid))
+    if not len(rows):
+        raise ValueError("the slice holds no ratings: nothing to train on")
+    return table, grid, rows, cols
+
+
+def seeded(make, seed: int) -> nn.Module:
+    """make() right after torch.manual_seed(seed), in float64: a model's start does not depend on
+    which model was built before it."""
+    torch.manual_seed(seed)
+    return make().to(torch.float64)
 
 
 def _train(model: nn.Module, users: torch.Tensor, movies: torch.Tensor, y: torch.Tensor,

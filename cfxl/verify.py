@@ -7,6 +7,9 @@ workbook in LibreOffice (cfxl.recalc) and compares cell by cell: a cell passes w
 |engine - torch| <= max(rtol * |torch|, atol); the relative error it reports is
 |engine - torch| / max(|torch|, atol / rtol), so values near zero are judged by atol.
 A `_torch` row that points at a cell without a formula fails: a constant proves nothing.
+An optional fourth column, `scale`, gives the size of the numbers a value is a difference of
+(pred - y near convergence cancels most of the digits of pred and y): the error is then judged
+relative to max(|torch|, scale), which is what 1e-12 relative can mean for such a cell.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from cfxl.errors import CfxlError
 from cfxl.recalc import Engine, Recalculated, recalc, where
 
 TORCH_SHEET = "_torch"
-TORCH_HEADER = ("sheet", "cell", "value")
+TORCH_HEADER = ("sheet", "cell", "value", "scale")
 
 
 @dataclass
@@ -64,7 +67,7 @@ def add_torch_values(workbook, values) -> None:
     else:
         ws = workbook.create_sheet(TORCH_SHEET)
         ws.sheet_state = "hidden"
-        ws.append(TORCH_HEADER)
+        ws.append(TORCH_HEADER[:3])
     for sheet, cells in values.items():
         for ref, value in cells.items():
             first_col, first_row, last_col, last_row = range_boundaries(ref)
@@ -77,14 +80,15 @@ def add_torch_values(workbook, values) -> None:
                 ws.append([sheet, f"{get_column_letter(first_col + j)}{first_row + i}", float(v)])
 
 
-def torch_values(book: Recalculated) -> list[tuple[str, str, float]]:
-    """The (sheet, cell, value) rows of a recalculated workbook's `_torch` sheet."""
+def torch_values(book: Recalculated) -> list[tuple[str, str, float, float]]:
+    """The (sheet, cell, value, scale) rows of a recalculated workbook's `_torch` sheet
+    (scale 0.0 where none is given)."""
     if TORCH_SHEET not in book.values:
         raise CfxlError(f"{book.path} has no {TORCH_SHEET} sheet: nothing to verify")
     cells = book.values[TORCH_SHEET]
-    if tuple(cells.get(f"{c}1") for c in "ABC") != TORCH_HEADER:
+    if tuple(cells.get(f"{c}1") for c in "ABC") != TORCH_HEADER[:3]:
         raise CfxlError(f"{book.path}: the {TORCH_SHEET} sheet needs the header "
-                        f"{' | '.join(TORCH_HEADER)} in A1:C1")
+                        f"{' | '.join(TORCH_HEADER[:3])} in A1:C1 (and optionally scale in D1)")
     rows = sorted({int(ref[1:]) for ref in cells if ref[0] in "ABC" and ref[1:].isdigit()} - {1})
     out = []
     for r in rows:
@@ -92,7 +96,8 @@ def torch_values(book: Recalculated) -> list[tuple[str, str, float]]:
         if not (isinstance(sheet, str) and isinstance(cell, str) and isinstance(value, float)):
             raise CfxlError(f"{book.path}: {where(TORCH_SHEET, f'A{r}:C{r}')} should hold a sheet, "
                             f"a cell and a number; it holds {sheet!r}, {cell!r}, {value!r}")
-        out.append((sheet, cell.upper(), value))
+        scale = cells.get(f"D{r}")
+        out.append((sheet, cell.upper(), value, abs(scale) if isinstance(scale, float) else 0.0))
     return out
 
 
@@ -104,7 +109,7 @@ def verify(book, *, rtol: float = 1e-12, atol: float = 1e-15,
     if not isinstance(book, Recalculated):
         book = recalc(book, engine=engine)
     report = Report(book.path, rtol, atol)
-    for sheet, cell, expected in torch_values(book):
+    for sheet, cell, expected, scale in torch_values(book):
         check = report.sheets.setdefault(sheet, SheetCheck())
         check.checked += 1
         got = book.values.get(sheet, {}).get(cell)
@@ -115,7 +120,7 @@ def verify(book, *, rtol: float = 1e-12, atol: float = 1e-15,
         elif not isinstance(got, float):
             problem = f"gives {got!r}, not a number"
         else:
-            rel_err = abs(got - expected) / max(abs(expected), atol / rtol)
+            rel_err = abs(got - expected) / max(abs(expected), scale, atol / rtol)
             check.max_rel_err = max(check.max_rel_err, rel_err)
             if rel_err <= rtol:
                 continue

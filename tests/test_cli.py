@@ -146,3 +146,26 @@ def test_export_into_a_missing_folder_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(cli, ["export", "--epochs", 1, "--bs", 4096, "-q",
                                       "-o", str(tmp_path / "no" / "book.xlsx")])
     assert result.exit_code == 1 and "no such folder" in result.output
+
+
+def test_graddesc_writes_the_optimizer_workbook(tmp_path):
+    book = tmp_path / "g.xlsx"
+    result = run("graddesc", "--steps", 2, "--rules", "lesson", "-o", book)
+    assert result.exit_code == 0, result.output
+    names = load_workbook(book, read_only=True).sheetnames
+    assert names[:8] == ["Intro", "data", "basic SGD", "momentum", "adagrad", "rmsprop", "adam",
+                         "adam_ann"]
+    assert {"gradients", "cf_sgd", "cf_momentum", "cf_adam"} <= set(names)
+    traced = tmp_path / "t.xlsx"
+    result = run("graddesc", "--steps", 2, "--trace-users", "1,2", "--trace-movies", "1", "-o",
+                 traced)
+    assert result.exit_code == 0, result.output
+    names = [r[0] for r in load_workbook(traced, read_only=True)["cf_sgd"].iter_rows(
+        min_row=6, max_col=1, values_only=True) if r[0]]
+    # two users and one movie, each with 5 factors and a bias; header and step labels aside
+    elements = {n for n in names if "[" in n}
+    assert len(elements) == 2 * (5 + 1) + (5 + 1)
+    assert {n.split("[")[0] for n in elements} == {"u_weight", "u_bias", "i_weight", "i_bias"}
+    bad = CliRunner().invoke(cli, ["graddesc", "--trace-users", "999999", "-o",
+                                   str(tmp_path / "u.xlsx")])
+    assert bad.exit_code == 1 and "999999" in bad.output

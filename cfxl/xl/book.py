@@ -70,10 +70,13 @@ class Book:
         self.formats = {k: self.wb.add_format(v) for k, v in FORMATS.items()}
         self.torch: dict[str, dict[str, float]] = {}
 
-    def sheet(self, name: str, note: str):
-        """A new sheet whose first row is a short note: what it shows, which cells to edit."""
+    def sheet(self, name: str, note: str | list[str], *, note_at: tuple[int, int] = (0, 0)):
+        """A new sheet with a short note (a line, or lines going down from note_at): what it
+        shows and which cells a reader may edit. A1 unless the corner is kept for buttons."""
         ws = self.wb.add_worksheet(name, worksheet_class=ExactWorksheet)
-        ws.write_string(0, 0, note, self.formats["note"])
+        row, col = note_at
+        for i, line in enumerate([note] if isinstance(note, str) else note):
+            ws.write_string(row + i, col, line, self.formats["note"])
         return ws
 
     def fmt(self, name: str | None):
@@ -87,12 +90,15 @@ class Book:
         ws.write_number(row, col, float(value), self.fmt(fmt))
 
     def formula(self, ws, row: int, col: int, formula: str, value: float,
-                fmt: str | None = "num", *, check: bool = True) -> None:
-        """A live formula, cached with torch's value; recorded for verification when check."""
+                fmt: str | None = "num", *, check: bool = True, scale: float | None = None) -> None:
+        """A live formula, cached with torch's value; recorded for verification when check.
+
+        scale: the size of the numbers the value is a difference of (see cfxl.verify), for a
+        value like pred - y that cancels most of its operands' digits."""
         value = float(value)
         ws.write_formula(row, col, formula, self.fmt(fmt), value)
         if check:
-            self.expect(ws.name, cell(row, col), value)
+            self.expect(ws.name, cell(row, col), value, scale)
 
     def array_formula(self, ws, r0: int, c0: int, r1: int, c1: int, formula: str,
                       values: np.ndarray, fmt: str | None = "num", *, check: bool = True) -> None:
@@ -106,11 +112,11 @@ class Book:
                 if check:
                     self.expect(ws.name, cell(r0 + i, c0 + j), values[i, j])
 
-    def expect(self, sheet: str, ref: str, value: float) -> None:
+    def expect(self, sheet: str, ref: str, value: float, scale: float | None = None) -> None:
         """Torch's value for a formula cell, to be compared after recalculation."""
-        if not math.isfinite(value):
-            raise ValueError(f"torch's value for {sheet}!{ref} is not finite: {value}")
-        self.torch.setdefault(sheet, {})[ref] = value
+        if not math.isfinite(value) or (scale is not None and not math.isfinite(scale)):
+            raise ValueError(f"torch's value for {sheet}!{ref} is not finite: {value}, {scale}")
+        self.torch.setdefault(sheet, {})[ref] = (value, scale)
 
     def _write_torch_sheet(self) -> None:
         if not self.torch:
@@ -121,10 +127,12 @@ class Book:
             ws.write_string(0, j, h)
         row = 1
         for sheet, cells in self.torch.items():
-            for ref, value in cells.items():
+            for ref, (value, scale) in cells.items():
                 ws.write_string(row, 0, sheet)
                 ws.write_string(row, 1, ref)
                 ws.write_number(row, 2, value)
+                if scale is not None:
+                    ws.write_number(row, 3, scale)
                 row += 1
 
     def _page_setup(self) -> None:

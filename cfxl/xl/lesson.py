@@ -169,20 +169,10 @@ def write_grid_sheet(book: Book, rec: LessonRecords, name: str, g: GridRecords) 
             book.number(ws, pr, L.ub_col, g.u_bias[i], "input")
         for f in range(k):
             book.number(ws, pr, L.uf_col + f, g.u_weight[i, f], "input")
-        user = span(pr, L.uf_col, pr, L.uf_col + k - 1, pin="c")
         for j in range(M):
             c = gc + j
             rating = cell(L.rating_row + i, c)
-            movie = span(L.mf_row, c, L.mf_row + k - 1, c, pin="r")
-            dot = f"MMULT({user},{movie})"
-            if bias:
-                # torch's order of operations, so that the two agree to the last bit or two:
-                # (dot + user bias + movie bias), then sigmoid(x) * (hi - lo) + lo
-                x = f"{dot}+{cell(pr, L.ub_col, absolute='c')}+{cell(L.mb_row, c, absolute='r')}"
-                value = f"1/(1+EXP(-({x})))*({hi}-{lo})+{lo}"
-            else:
-                value = dot
-            pred = f'=IF({rating}="","",{value})'
+            pred = prediction_formula(L, i, j, (lo, hi) if bias else None)
             err = f'=IF({rating}="","",{rating}-{cell(pr, c)})'
             if np.isnan(rec.ratings[i, j]):
                 ws.write_formula(pr, c, pred, book.fmt("num"), "")
@@ -206,6 +196,22 @@ def write_grid_sheet(book: Book, rec: LessonRecords, name: str, g: GridRecords) 
     ws.set_column(L.uf_col, L.id_col, 8)
     ws.set_column(gc, L.last_col, 10)
     ws.freeze_panes(L.rating_row, gc)
+
+
+def prediction_formula(L: GridLayout, i: int, j: int, y_range: tuple[str, str] | None) -> str:
+    """The prediction grid's formula at user i, movie j: blank where not rated; with y_range
+    (references to the lo and hi cells) the bias model's sigmoid range, else the dot product."""
+    pr, c = L.pred_row + i, L.grid_col + j
+    user = span(pr, L.uf_col, pr, L.uf_col + L.n_factors - 1, pin="c")
+    movie = span(L.mf_row, c, L.mf_row + L.n_factors - 1, c, pin="r")
+    value = f"MMULT({user},{movie})"
+    if y_range is not None:
+        lo, hi = y_range
+        # torch's order of operations, so that the two agree to the last bit or two:
+        # (dot + user bias + movie bias), then sigmoid(x) * (hi - lo) + lo
+        x = f"{value}+{cell(pr, L.ub_col, absolute='c')}+{cell(L.mb_row, c, absolute='r')}"
+        value = f"1/(1+EXP(-({x})))*({hi}-{lo})+{lo}"
+    return f'=IF({cell(L.rating_row + i, c)}="","",{value})'
 
 
 def write_tensors_sheet(book: Book, rec: LessonRecords) -> None:
