@@ -13,7 +13,7 @@ $(PY):
 
 install: $(PY)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,excel]"
 
 demo: install
 	$(VENV)/bin/cfxl demo

@@ -172,11 +172,15 @@ def _rows(idmap, raw_ids) -> np.ndarray:
     return np.array(list(dict.fromkeys(rows.tolist())), dtype=np.int64)
 
 
-def make_optimizer(opt: str, params, lr: float, wd: float) -> torch.optim.Optimizer:
-    """torch.optim's single-tensor implementation, whose order of operations the sheets follow."""
+def make_optimizer(opt: str, params, lr: float, wd: float, *, momentum: float = MOMENTUM,
+                   betas: tuple[float, float] = (0.9, 0.999),
+                   eps: float = 1e-8) -> torch.optim.Optimizer:
+    """torch.optim's single-tensor implementation, whose order of operations the sheets follow.
+    momentum is used by "momentum" only (plain "sgd" has none); betas and eps by "adam"."""
     if opt == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd, foreach=False, fused=False)
-    momentum = MOMENTUM if opt == "momentum" else 0.0
+        return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, weight_decay=wd,
+                                foreach=False, fused=False)
+    momentum = momentum if opt == "momentum" else 0.0
     return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=wd, foreach=False,
                            fused=False)
 

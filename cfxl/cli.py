@@ -226,7 +226,7 @@ def demo(quick, out_dir, quiet):
 @data_options
 @training_options
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help="The workbook to write (.xlsx).")
+              help="The workbook to write (.xlsx, or .xlsm for a macro workbook).")
 @click.option("--force", is_flag=True, help="Overwrite the workbook if it exists.")
 @click.option("--csv-dir", type=click.Path(path_type=Path),
               help="Also write the complete users, movies and predictions tables as CSV here "
@@ -238,10 +238,13 @@ def demo(quick, out_dir, quiet):
 @click.option("--slice-factors", type=int, default=5, show_default=True,
               help="Factors of the small models trained on that slice.")
 @click.option("--untrained", is_flag=True, help="Write the slice models' initial parameters.")
+@click.option("--xlsm", is_flag=True, help="A macro workbook with Train / Refresh buttons "
+              "(xlwings; also chosen by an .xlsm output name).")
+@click.option("--interpreter", help="The Python the workbook's buttons start (xlwings.conf).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @handle_errors
 def export(ratings, user_col, item_col, rating_col, output, force, csv_dir, slice_users,
-           slice_movies, slice_factors, untrained, quiet, betas, **settings):
+           slice_movies, slice_factors, untrained, xlsm, interpreter, quiet, betas, **settings):
     """Write the collaborative-filtering workbook: the lesson's sheets with live formulas
     (dotprod, bias, movielens_emb, movielens_1hot, nn, tensors) and the whole model (users,
     movies, predictions, history, bias_rank, pca, config).
@@ -261,6 +264,10 @@ def export(ratings, user_col, item_col, rating_col, output, force, csv_dir, slic
     from cfxl.xl.book import check_target
 
     check_target(output, force=force)
+    macros = xlsm or output.suffix.lower() == ".xlsm"
+    if macros:
+        from cfxl.xl.macros import check_targets
+        check_targets(output, force=force, model=True)
     if ratings is not None and ratings.suffix == ".pt":
         trained = checkpoint.load(ratings)
         if not Path(trained.source).exists():
@@ -273,7 +280,8 @@ def export(ratings, user_col, item_col, rating_col, output, force, csv_dir, slic
                       on_epoch=_epoch_printer())
     options = SliceOptions(n_users=slice_users, n_movies=slice_movies, n_factors=slice_factors,
                            untrained=untrained, seed=trained.config.seed)
-    export_collab(output, trained, data, slice_options=options, csv_dir=csv_dir, force=force)
+    export_collab(output, trained, data, slice_options=options, csv_dir=csv_dir, force=force,
+                  macros=macros, interpreter=interpreter)
     click.echo(f"wrote {output}")
 
 
@@ -287,7 +295,7 @@ def _id_list(ctx, param, value):
 @cli.command()
 @data_options
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help="The workbook to write (.xlsx).")
+              help="The workbook to write (.xlsx, or .xlsm for a macro workbook).")
 @click.option("--force", is_flag=True, help="Overwrite the workbook if it exists.")
 @click.option("--rules", type=click.Choice(["torch", "lesson"]), default="torch", show_default=True,
               help="torch.optim's update rules, or the lesson spreadsheet's own variants.")
@@ -297,9 +305,12 @@ def _id_list(ctx, param, value):
               help="Follow only these users (raw ids, comma-separated) of a whole-data model.")
 @click.option("--trace-movies", callback=_id_list,
               help="Follow only these movies (raw ids, comma-separated) of a whole-data model.")
+@click.option("--xlsm", is_flag=True, help="A macro workbook with Reset / Run buttons on each "
+              "optimizer sheet (xlwings; also chosen by an .xlsm output name).")
+@click.option("--interpreter", help="The Python the workbook's buttons start (xlwings.conf).")
 @handle_errors
 def graddesc(ratings, user_col, item_col, rating_col, output, force, rules, steps, trace_users,
-             trace_movies):
+             trace_movies, xlsm, interpreter):
     """Write the optimizer workbook: one optimizer step per row, as formulas that follow
     torch.optim (SGD, momentum, Adagrad, RMSprop, Adam, Adam with an lr schedule) for the
     lesson's line y = a*x + b, then the CF model's full-batch steps (cf_sgd, cf_momentum,
@@ -318,9 +329,57 @@ def graddesc(ratings, user_col, item_col, rating_col, output, force, rules, step
     from cfxl.xl.book import check_target
 
     check_target(output, force=force)
+    macros = xlsm or output.suffix.lower() == ".xlsm"
+    if macros:
+        from cfxl.xl.macros import check_targets
+        check_targets(output, force=force, model=False)
     data = _read(ratings, user_col, item_col, rating_col)
     export_graddesc(output, data, rules=rules, steps=steps, trace_users=trace_users,
-                    trace_movies=trace_movies, force=force)
+                    trace_movies=trace_movies, force=force, macros=macros,
+                    interpreter=interpreter)
+    click.echo(f"wrote {output}")
+
+
+@cli.command()
+@data_options
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="The workbook to write (.xlsx, or .xlsm for a macro workbook).")
+@click.option("--force", is_flag=True, help="Overwrite the workbook if it exists.")
+@click.option("--steps", type=int, default=50, show_default=True,
+              help="Full-batch steps unrolled into bands of formulas (K).")
+@click.option("--factors", "n_factors", type=int, default=3, show_default=True,
+              help="Factors of the slice model (F).")
+@click.option("--opt", type=click.Choice(["sgd", "momentum", "adam"]), default="adam",
+              show_default=True, help="The optimizer the sheet starts with (a cell switches it).")
+@click.option("--lr", type=float, help="Learning rate (default: one that trains visibly).")
+@click.option("--momentum", type=float, default=0.9, show_default=True)
+@click.option("--betas", callback=_float_pair, help="Adam's betas, e.g. 0.9,0.999.")
+@click.option("--eps", type=float, default=1e-8, show_default=True)
+@click.option("--wd", type=float, default=0.0, show_default=True, help="L2 weight decay.")
+@handle_errors
+def unroll(ratings, user_col, item_col, rating_col, output, force, steps, n_factors, opt, lr,
+           momentum, betas, eps, wd):
+    """Write the slice model's training unrolled into formulas: one band of rows per step
+    (parameters, predictions, errors, loss, chain-rule gradients, optimizer state, update), so
+    editing the lr or the optimizer cell re-trains the model inside the spreadsheet.
+
+    Each step of the 15 x 15 slice with 3 factors is about 1,400 formulas; K = 50 is 70,000.
+
+    \b
+    Example:
+      cfxl unroll -o train.xlsx
+      cfxl unroll --steps 200 --opt momentum --lr 0.5 -o train200.xlsx
+    """
+    from cfxl.export import export_train_sheet
+    from cfxl.unrolled import Hyper
+    from cfxl.xl.book import check_target
+
+    check_target(output, force=force)
+    beta1, beta2 = betas or (0.9, 0.999)
+    hyper = Hyper(opt=opt, lr=lr, momentum=momentum, beta1=beta1, beta2=beta2, eps=eps,
+                  weight_decay=wd)
+    data = _read(ratings, user_col, item_col, rating_col)
+    export_train_sheet(output, data, steps=steps, n_factors=n_factors, hyper=hyper, force=force)
     click.echo(f"wrote {output}")
 
 

@@ -44,9 +44,10 @@ def run_lesson(data: Ratings, *, quick: bool = False, progress=None, on_start=No
 
 def write_workbooks(trained: Trained, data: Ratings, out_dir) -> list[Path]:
     """The example workbooks of the demo, rewritten in out_dir (they are cfxl's own files)."""
-    from cfxl.export import export_collab, export_graddesc
+    from cfxl.export import export_collab, export_graddesc, export_train_sheet
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     return [export_collab(out_dir / "collab_filter.xlsx", trained, data, force=True),
-            export_graddesc(out_dir / "graddesc.xlsx", data, force=True)]
+            export_graddesc(out_dir / "graddesc.xlsx", data, force=True),
+            export_train_sheet(out_dir / "train.xlsx", data, force=True)]

@@ -30,27 +30,60 @@ class SliceOptions:
     seed: int = 42
 
 
+def _macros(output, macros: bool | None, *, force: bool, model: bool = False) -> bool:
+    """Whether to write a macro workbook (by default: an .xlsm output), its targets checked."""
+    macros = Path(output).suffix.lower() == ".xlsm" if macros is None else macros
+    if macros:
+        from cfxl.xl.macros import check_targets
+        check_targets(output, force=force, model=model)
+    return macros
+
+
 def export_collab(output, trained: Trained, ratings: Ratings, *, slice_options=SliceOptions(),
-                  csv_dir=None, force: bool = False) -> Path:
-    """Write the collab workbook: the lesson's live sheets, then the whole model's tables."""
+                  csv_dir=None, force: bool = False, macros: bool | None = None,
+                  interpreter: str | None = None) -> Path:
+    """Write the collab workbook: the lesson's live sheets, then the whole model's tables.
+
+    macros (by default for an .xlsm output): a macro workbook (cfxl.xl.macros) with a ratings
+    sheet and Train / Refresh buttons; the model is saved beside it as <book>.pt and the
+    config sheet names it; <book>.py beside it runs the buttons. interpreter: the Python
+    xlwings starts for them (xlwings.conf)."""
     s = slice_options
+    macros = _macros(output, macros, force=force, model=True)
     lesson = lesson_records(ratings, n_users=s.n_users, n_movies=s.n_movies,
                             n_factors=s.n_factors, untrained=s.untrained, seed=s.seed)
     tables = model_tables(trained, ratings)
+    model_file = Path(output).with_suffix(".pt")
+    if macros:
+        tables.config["model_file"] = model_file.name
     if csv_dir is not None:
         Path(csv_dir).mkdir(parents=True, exist_ok=True)
 
     def build(book):
         write_lesson_sheets(book, lesson)
         write_model_sheets(book, tables, csv_dir=csv_dir)
+        if macros:
+            from cfxl.xl.macros import add_collab_macros
+            add_collab_macros(book, ratings.frame(), tables.config, interpreter=interpreter)
 
-    return write_atomic(output, build, force=force)
+    path = write_atomic(output, build, force=force)
+    if macros:
+        from cfxl import checkpoint
+        from cfxl.xl.macros import finish
+        checkpoint.save(trained, model_file, overwrite=True)  # check_targets asked about force
+        finish(path, force=force)
+    return path
 
 
 def export_graddesc(output, ratings: Ratings, *, rules: str = "torch", steps: int = 30,
-                    trace_users=None, trace_movies=None, force: bool = False) -> Path:
+                    trace_users=None, trace_movies=None, force: bool = False,
+                    macros: bool | None = None, interpreter: str | None = None) -> Path:
     """Write the optimizer workbook: the lesson's line y = a*x + b under each optimizer (torch's
-    rules, or the lesson's own), then the CF slice model's steps and one step's gradients."""
+    rules, or the lesson's own), then the CF slice model's steps and one step's gradients.
+
+    macros (by default for an .xlsm output): Reset and Run buttons in A1:B2 of each optimizer
+    sheet (cfxl.xl.macros), with <book>.py beside the workbook."""
+    macros = _macros(output, macros, force=force)
     from cfxl import linreg
     from cfxl.cfsteps import cf_step_records
     from cfxl.xl.graddesc import write_graddesc_sheets
@@ -60,7 +93,25 @@ def export_graddesc(output, ratings: Ratings, *, rules: str = "torch", steps: in
     cf = cf_step_records(ratings, steps=steps, trace_users=trace_users, trace_movies=trace_movies)
 
     def build(book):
-        write_graddesc_sheets(book, line)
+        write_graddesc_sheets(book, line, buttons=macros)
         write_cf_sheets(book, cf)
+        if macros:
+            from cfxl.xl.macros import add_graddesc_macros
+            add_graddesc_macros(book, line, interpreter=interpreter)
 
-    return write_atomic(output, build, force=force)
+    path = write_atomic(output, build, force=force)
+    if macros:
+        from cfxl.xl.macros import finish
+        finish(path, force=force)
+    return path
+
+
+def export_train_sheet(output, ratings: Ratings, *, steps: int = 50, n_factors: int = 3,
+                       hyper=None, force: bool = False) -> Path:
+    """Write the `train` workbook: the slice model's full-batch training unrolled in formulas."""
+    from cfxl.unrolled import Hyper, unrolled_records
+    from cfxl.xl.train_sheet import write_train_sheet
+
+    records = unrolled_records(ratings, steps=steps, n_factors=n_factors,
+                               hyper=hyper or Hyper())
+    return write_atomic(output, lambda book: write_train_sheet(book, records), force=force)

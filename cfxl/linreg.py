@@ -179,14 +179,18 @@ def _settings(opt: str, hyper: Hyper | None, defaults: dict[str, Hyper]) -> Hype
     return h
 
 
-def train(opt: str, d: LineData, hyper: Hyper | None = None) -> LinregRecords:
+def train(opt: str, d: LineData, hyper: Hyper | None = None, *,
+          state: dict[str, np.ndarray] | None = None) -> LinregRecords:
     """Train Line on d with torch.optim, batch size 1, one step per row, rows in order each epoch.
 
     adam_ann multiplies the lr by hyper.gamma after each epoch (torch's StepLR, step_size=1).
+    state continues an earlier run (see `resume`): torch's state before the first step, each
+    entry (2,) for (b, a) under torch's names, and "step", the steps taken so far.
     """
     h = _settings(opt, hyper, TORCH_DEFAULTS)
     model = Line(*h.start)
     optimizer = make_optimizer(opt, model.parameters(), h)
+    step0 = _load_state(optimizer, model, state)
     sched = (torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=h.gamma)
              if opt == "adam_ann" else None)
     rec = Recorder()
@@ -209,8 +213,9 @@ def train(opt: str, d: LineData, hyper: Hyper | None = None) -> LinregRecords:
     t = rec.result()
     pb, pa = t.params["b"], t.params["a"]
     n = len(epochs)
-    state = {k: np.stack([pb.state[k], pa.state[k]], axis=1) for k in pb.state if k != "step"}
-    step = pb.state.get("step", np.arange(1, n + 1, dtype=np.float64))
+    state_after = {k: np.stack([pb.state[k], pa.state[k]], axis=1)
+                   for k in pb.state if k != "step"}
+    step = pb.state.get("step", step0 + np.arange(1, n + 1, dtype=np.float64))
     derived = {}
     if opt in ("adam", "adam_ann"):
         beta1, beta2 = h.betas  # as torch's _single_tensor_adam computes them
@@ -221,8 +226,23 @@ def train(opt: str, d: LineData, hyper: Hyper | None = None) -> LinregRecords:
         x=np.tile(d.x, h.epochs), y=np.tile(d.y, h.epochs), b=pb.value, a=pa.value,
         pred=np.array(preds), err2=t.loss, grad=_both(pb, pa, "grad"),
         grad_used=_both(pb, pa, "grad_used"),
-        state=state, derived=derived, lr=t.lr, new_b=pb.value_after, new_a=pa.value_after,
-        state_start={k: np.zeros(2) for k in state})  # torch starts every state at 0
+        state=state_after, derived=derived, lr=t.lr, new_b=pb.value_after, new_a=pa.value_after,
+        state_start={k: np.zeros(2) if state is None else np.asarray(state[k], dtype=np.float64)
+                     for k in state_after})  # a fresh torch run starts every state at 0
+
+
+def _load_state(optimizer: torch.optim.Optimizer, model: Line, state: dict | None) -> float:
+    """Put a continued run's state into torch's optimizer; the steps taken so far."""
+    if not state:
+        return 0.0
+    step0 = float(state.get("step", 0.0))
+    for j, p in enumerate((model.b, model.a)):
+        entry = {k: torch.tensor(float(np.asarray(v)[j]), dtype=torch.float64)
+                 for k, v in state.items() if k != "step"}
+        if not isinstance(optimizer, torch.optim.SGD):  # SGD keeps no count; the others a
+            entry["step"] = torch.tensor(step0, dtype=torch.get_default_dtype())  # float tensor
+        optimizer.state[p].update(entry)
+    return step0
 
 
 def _both(pb, pa, key: str) -> np.ndarray:
@@ -230,8 +250,8 @@ def _both(pb, pa, key: str) -> np.ndarray:
     return np.stack([getattr(pb, key), getattr(pa, key)], axis=1)
 
 
-def lesson(opt: str, d: LineData, hyper: Hyper | None = None, *,
-           reset: float = LESSON_RESET) -> LinregRecords:
+def lesson(opt: str, d: LineData, hyper: Hyper | None = None, *, reset: float = LESSON_RESET,
+           state: dict[str, np.ndarray] | None = None) -> LinregRecords:
     """The lesson's spreadsheet rules (lesson-workbooks.md §3.4-3.11), in numpy, in the order of
     operations of its formulas, every row chained to the previous one across epochs:
 
@@ -243,15 +263,19 @@ def lesson(opt: str, d: LineData, hyper: Hyper | None = None, *,
     - adam: mom and ms as above, this row's; new = p - mom*lr/sqrt(ms): no bias correction, no eps.
     - adam_ann: adam; after each epoch lr /= ANNEAL_DIVISOR when sqrt(ms_b)+sqrt(ms_a) at the
       epoch's end exceeds ANNEAL_RATIO times the smallest such value before it (start included).
-    Mean squares and histgrad start at `reset`, momentum averages at 0, as the Reset button sets.
+    Mean squares and histgrad start at `reset`, momentum averages at 0, as the Reset button sets;
+    state continues an earlier run (see `resume`): mom, ms, histgrad (2,) each, and "step".
     """
     h = _settings(opt, hyper, LESSON_DEFAULTS)
     n, E = len(d.x), h.epochs
     beta1, beta2 = (h.momentum, h.alpha) if opt in ("momentum", "rmsprop") else h.betas
     p = np.array(h.start, dtype=np.float64)  # (2,) b, a
-    mom, ms, hist = np.zeros(2), np.full(2, reset), np.full(2, reset)
+    given = {k: np.asarray(v, dtype=np.float64) for k, v in (state or {}).items() if k != "step"}
+    start = {"mom": np.zeros(2), "ms": np.full(2, reset), "histgrad": np.full(2, reset)} | given
+    mom, ms, hist = start["mom"], start["ms"], start["histgrad"]
+    step0 = float((state or {}).get("step", 0.0))
     lr = h.lr
-    low = math.sqrt(reset) + math.sqrt(reset)  # adam_ann: the smallest sqrt(ms b)+sqrt(ms a)
+    low = math.sqrt(ms[0]) + math.sqrt(ms[1])  # adam_ann: the smallest sqrt(ms b)+sqrt(ms a)
     extra = {"lr": [], "avg_grad2": [], "prev_grad2": [], "gradrat": []}
     out: dict[str, list] = {k: [] for k in ("epoch", "x", "y", "b", "a", "pred", "err2", "grad",
                                             "state", "lr", "new")}
@@ -297,14 +321,31 @@ def lesson(opt: str, d: LineData, hyper: Hyper | None = None, *,
     keys = out["state"][0].keys()
     return LinregRecords(
         opt=opt, rules="lesson", hyper=h, epoch=np.array(out["epoch"], dtype=np.int64),
-        step=np.arange(1, n * E + 1, dtype=np.float64), x=np.array(out["x"]), y=np.array(out["y"]),
+        step=step0 + np.arange(1, n * E + 1, dtype=np.float64), x=np.array(out["x"]),
+        y=np.array(out["y"]),
         b=np.array(out["b"]), a=np.array(out["a"]), pred=np.array(out["pred"]),
         err2=np.array(out["err2"]), grad=grad, grad_used=grad,
         state={k: np.array([s[k] for s in out["state"]]) for k in keys}, derived={},
         lr=np.array(out["lr"]), new_b=new[:, 0], new_a=new[:, 1],
-        state_start={k: {"mom": np.zeros(2), "ms": np.full(2, reset),
-                         "histgrad": np.full(2, reset)}[k] for k in keys},
+        state_start={k: start[k] for k in keys},
         epoch_extra={k: np.array(v) for k, v in extra.items()} if opt == "adam_ann" else {})
+
+
+def resume(r: LinregRecords) -> tuple[Hyper, dict[str, np.ndarray]]:
+    """Where r leaves off, as the settings and state that continue it (`train` or `lesson` with
+    state=): start at r's last new b and a, with its last state and step count, and the lr and
+    adagrad's histgrad its next epoch would use, as the lesson's Run button pastes them back."""
+    n = len(r.x) // int(r.epoch.max())
+    state = {k: v[-1].copy() for k, v in r.state.items()} | {"step": np.float64(r.step[-1])}
+    lr = float(r.lr[-1])
+    if r.rules == "torch" and r.opt == "adam_ann":
+        lr *= r.hyper.gamma  # StepLR steps after every epoch
+    if r.rules == "lesson" and r.opt == "adagrad":
+        g = r.grad[-n:]  # (n, 2) the last epoch's gradients
+        state["histgrad"] = np.sqrt((g * g).sum(axis=0)) / n
+    if r.rules == "lesson" and r.opt == "adam_ann" and r.epoch_extra["gradrat"][-1] > ANNEAL_RATIO:
+        lr /= ANNEAL_DIVISOR
+    return replace(r.hyper, lr=lr, start=(float(r.new_b[-1]), float(r.new_a[-1]))), state
 
 
 def run(rules: str = "torch", d: LineData | None = None, *,

@@ -14,7 +14,7 @@ WORKBOOKS = Path(__file__).parent.parent / "workbooks"
 # so values compare to 1e-6 relative; formulas, text and structure must match exactly.
 TOLERANCE = dict(rtol=1e-6, atol=1e-9)
 LONG_SHEETS = {"users": 30, "movies": 30, "predictions": 30,  # first rows only: reviewable text
-               "cf_sgd": 40, "cf_momentum": 40, "cf_adam": 40, "_torch": 40}
+               "cf_sgd": 40, "cf_momentum": 40, "cf_adam": 40, "_torch": 40, "train": 300}
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +41,6 @@ def test_committed_workbooks_match_the_code(regenerated):
 
 
 def test_demo_workbooks_match_their_golden_snapshots(regenerated, assert_matches_snapshot):
-    assert sorted(b.name for b in regenerated) == ["collab_filter.xlsx", "graddesc.xlsx"]
+    assert sorted(b.name for b in regenerated) == ["collab_filter.xlsx", "graddesc.xlsx", "train.xlsx"]
     for book in regenerated:
         assert_matches_snapshot(book, book.stem, head=LONG_SHEETS, **TOLERANCE)

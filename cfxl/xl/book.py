@@ -148,8 +148,7 @@ class Book:
                 ws.write_string(row, 0, sheet)
                 ws.write_string(row, 1, ref)
                 ws.write_number(row, 2, value)
-                if scale is not None:
-                    ws.write_number(row, 3, scale)
+                ws.write_number(row, 3, 0.0 if scale is None else scale)  # dense: fast to read
                 row += 1
 
     def _page_setup(self) -> None:

@@ -82,21 +82,28 @@ def sheet_layout(r: LinregRecords) -> SheetLayout:
                        truth, truth + 5)
 
 
-def write_graddesc_sheets(book: Book, records: GraddescRecords, *, rules: str | None = None) -> None:
+def write_graddesc_sheets(book: Book, records: GraddescRecords, *, rules: str | None = None,
+                          buttons: bool = False) -> None:
     """Intro, data, then one live sheet per optimizer, in the lesson's order.
 
-    records come from cfxl.linreg.run(rules); rules, when given, must be the records' rules.
+    records come from cfxl.linreg.run(rules); rules, when given, must be the records' rules;
+    buttons: the Intro tells of the Reset and Run buttons (cfxl.xl.macros puts them in A1:B2).
     """
     if rules is not None and rules != records.rules:
         raise ValueError(f"these records follow the {records.rules} rules, not {rules}: build "
                          f"them with cfxl.linreg.run({rules!r})")
-    for name, spec in FORMATS.items():
-        if name not in book.formats:
-            book.formats[name] = book.wb.add_format(spec)
-    write_intro_sheet(book, records)
+    use_formats(book)
+    write_intro_sheet(book, records, buttons=buttons)
     write_data_sheet(book, records.data)
     for r in records.runs.values():
         write_optimizer_sheet(book, r)
+
+
+def use_formats(book: Book) -> None:
+    """Add the optimizer sheets' formats to the Book's named ones (once)."""
+    for name, spec in FORMATS.items():
+        if name not in book.formats:
+            book.formats[name] = book.wb.add_format(spec)
 
 
 def _truth(r: LinregRecords) -> str:

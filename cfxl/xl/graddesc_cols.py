@@ -69,7 +69,7 @@ def model_columns(r: LinregRecords) -> list[Col]:
     """epoch .. err^2 and, on basic SGD, the lesson's finite-difference estimates."""
     cols = [
         Col("epoch", "epoch", None, r.epoch, fmt="int"),
-        Col("step", "step", "={step-}+1", r.step, start=0.0, fmt="int",
+        Col("step", "step", "={step-}+1", r.step, start=float(r.step[0] - 1), fmt="int",
             comment="the number of updates so far (torch's state 'step' in Adagrad, RMSprop, Adam)"),
         Col("x", "x", "={@x}", r.x, fmt="int"),
         Col("y", "y", "={@y}", r.y, fmt="int"),

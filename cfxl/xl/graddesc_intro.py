@@ -24,6 +24,9 @@ SHEET_TEXT = {
     "adam_ann": "Adam with a learning-rate schedule: the lr changes from epoch to epoch (column lr).",
 }
 
+BUTTONS = ("Reset (top left of each optimizer sheet) puts its start values back; Run carries on "
+           "from its last row for as many epochs again, the state and step count included, as "
+           "one longer torch run would. They run Python through xlwings (see xlwings.conf).")
 DIFFERENCES = [
     ("Momentum: torch keeps a sum, buf = buf*momentum + grad (the first buf is the gradient "
      "itself); the lesson keeps an average weighted by (1 - beta), mom = mom*beta + "
@@ -50,7 +53,7 @@ DIFFERENCES = [
 ]
 
 
-def write_intro_sheet(book: Book, records: GraddescRecords) -> None:
+def write_intro_sheet(book: Book, records: GraddescRecords, *, buttons: bool = False) -> None:
     ws = book.sheet("Intro", "What this workbook shows and how to use it.")
     d = records.data
     made = (f"the {len(d.x)} x values are random integers 1..100 (seed {d.seed})"
@@ -66,8 +69,8 @@ def write_intro_sheet(book: Book, records: GraddescRecords) -> None:
                 "optimizer's state, and new b and new a, which the next row starts from.")),
         (None, ("Edit a yellow cell (the start values, lr, the optimizer's settings) and the "
                 "whole trajectory and the loss per epoch recompute; the chart follows.")),
-        (None, ("The lesson's Reset and Run buttons are not here yet: the top-left corner of "
-                "each sheet is kept free for them.")),
+        (None, BUTTONS if buttons else ("The lesson's Reset and Run buttons are not here yet: "
+                                        "the top-left corner of each sheet is kept free for them.")),
         (None, ""),
         ("head", "Which rules"),
     ]

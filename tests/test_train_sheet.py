@@ -1,0 +1,249 @@
+"""The `train` sheet: K steps of the slice model's training written as formulas. LibreOffice
+recomputes every band to torch's float64 run; an lr or optimizer edited with openpyxl re-trains
+the sheet to what a fresh torch run with those settings gives; every band is the same shape."""
+
+import re
+
+import numpy as np
+import openpyxl
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cfxl.cfsteps import PARAMS
+from cfxl.data import read_ratings
+from cfxl.errors import CfxlError
+from cfxl.mirror import lesson_records, lesson_slice
+from cfxl.models import EmbeddingDotBias
+from cfxl.recalc import recalc
+from cfxl.unrolled import N_FACTORS, STEPS, Hyper, unrolled_records
+from cfxl.verify import verify
+from cfxl.xl.book import cell, write_atomic
+from cfxl.xl.train_layout import FRAMES, TrainLayout
+from cfxl.xl.train_sheet import SHEET, write_train_sheet
+
+RTOL = 1e-12
+# Edits tried on the written (Adam) sheet: an lr; a switch to SGD; to momentum with weight decay.
+EDITS = {"adam, lr 0.02": Hyper(opt="adam", lr=0.02),
+         "sgd": Hyper(opt="sgd", lr=4.0),
+         "momentum, weight decay": Hyper(opt="momentum", lr=0.3, weight_decay=0.01)}
+
+
+@pytest.fixture(scope="module")
+def ratings():
+    return read_ratings()
+
+
+@pytest.fixture(scope="module")
+def rec(ratings):
+    return unrolled_records(ratings)
+
+
+@pytest.fixture(scope="module")
+def layout(rec):
+    return TrainLayout(*rec.ratings.shape, rec.n_factors, rec.steps)
+
+
+@pytest.fixture(scope="module")
+def book(rec, tmp_path_factory):
+    return write_atomic(tmp_path_factory.mktemp("train") / "train.xlsx",
+                        lambda b: write_train_sheet(b, rec))
+
+
+@pytest.fixture(scope="module")
+def recomputed(book, engine):
+    return recalc(book, engine=engine)
+
+
+def trajectory(values: dict, L: TrainLayout):
+    """(loss (K,), {param: (K + 1, ...)}) as the sheet computed them: each band's MSE, and the
+    start then every band's updated parameters."""
+    loss = np.array([values[cell(L.band(k), L.loss_col)] for k in range(1, L.steps + 1)])
+    params = {p: [] for p in PARAMS}
+    for k in range(L.steps + 1):
+        step = {p: {} for p in PARAMS}
+        for p, idx, r, c in L.frame(k, "updated").elements():
+            step[p][idx] = values[cell(r, c)]
+        for p, got in step.items():
+            shape = tuple(np.max(list(got), axis=0) + 1)
+            block = np.zeros(shape)
+            for idx, v in got.items():
+                block[idx] = v
+            params[p].append(block)
+    return loss, {p: np.stack(v) for p, v in params.items()}
+
+
+def assert_follows(values: dict, L: TrainLayout, run) -> None:
+    """Every band's MSE and every step's parameters are the run's, to RTOL."""
+    loss, params = trajectory(values, L)
+    np.testing.assert_allclose(loss, run.loss, rtol=RTOL, atol=0)
+    for p in PARAMS:
+        np.testing.assert_allclose(params[p], run.value[p], rtol=RTOL, atol=1e-15, err_msg=p)
+
+
+def test_every_band_recomputes_to_torchs_run(rec, layout, recomputed):
+    report = verify(recomputed, rtol=RTOL)
+    assert report.ok, report.failures[:5]
+    assert recomputed.errors == []
+    U, M = rec.ratings.shape
+    elements = (U + M) * (rec.n_factors + 1)
+    # per step: step, 2 bias corrections, MSE; prediction, error and d loss/dx at each rating;
+    # per element gradient, Adam's two states and the update (the parameters copy the last
+    # band); the loss table's row
+    per_step = 4 + 3 * rec.n + elements * 4 + 1
+    assert report.sheets[SHEET].checked == rec.steps * per_step + 1 + 2  # n; first, last MSE
+    assert report.sheets[SHEET].max_rel_err <= RTOL
+    values = recomputed.values[SHEET]
+    assert_follows(values, layout, rec)
+    assert len(recomputed.formulas[SHEET]) == layout.formulas
+    first, last = (values[cell(*layout.summary(s))] for s in ("first MSE", "last MSE"))
+    assert (first, last) == (rec.loss[0], rec.loss[-1])
+    assert values[cell(*layout.summary("torch's last MSE"))] == rec.loss[-1]
+    assert rec.loss[-1] < rec.loss[0] / 10  # Adam at its default lr learns visibly in K steps
+
+
+@pytest.fixture(scope="module")
+def edited(book, engine, layout, tmp_path_factory):
+    """The sheet recomputed after each of EDITS, made with openpyxl on the written workbook."""
+    wb = openpyxl.load_workbook(book)
+    ws = wb[SHEET]
+    out = {}
+    for name, hyper in EDITS.items():
+        for setting, value in (("optimizer", hyper.opt), ("lr", hyper.lr),
+                               ("weight_decay", hyper.weight_decay)):
+            r, c = layout.setting(setting)
+            ws.cell(r + 1, c + 1).value = value
+        path = tmp_path_factory.mktemp("edited") / "edited.xlsx"
+        wb.save(path)
+        out[name] = recalc(path, engine=engine)
+    return out
+
+
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_an_edited_lr_or_optimizer_retrains_like_a_fresh_torch_run(edit, ratings, rec, layout,
+                                                                   edited):
+    after = edited[edit]
+    assert after.errors == []
+    fresh = unrolled_records(ratings, hyper=EDITS[edit])
+    assert_follows(after.values[SHEET], layout, fresh)
+    assert not np.allclose(fresh.loss, rec.loss, rtol=1e-6)  # a different trajectory
+    # the summary and the loss table follow; torch's numbers as written stay
+    values = after.values[SHEET]
+    assert values[cell(*layout.summary("last MSE"))] == pytest.approx(fresh.loss[-1], rel=RTOL)
+    written = values[cell(*layout.summary("torch's last MSE"))]  # openpyxl keeps 16 digits
+    assert written == pytest.approx(rec.loss[-1], rel=1e-15)
+    table = [values[cell(layout.table_row(k), layout.side_col + 1)]
+             for k in range(1, layout.steps + 1)]
+    np.testing.assert_allclose(table, fresh.loss, rtol=RTOL)
+
+
+@pytest.fixture(scope="module")
+def small(ratings, engine, tmp_path_factory):
+    """A small slice with momentum and weight decay, written and recomputed."""
+    rec = unrolled_records(ratings, steps=4, n_users=6, n_movies=7, n_factors=1,
+                           hyper=Hyper(opt="momentum", weight_decay=0.01))
+    path = write_atomic(tmp_path_factory.mktemp("small") / "small.xlsx",
+                        lambda b: write_train_sheet(b, rec))
+    return rec, path, recalc(path, engine=engine)
+
+
+def test_a_small_slice_with_momentum_and_weight_decay_verifies(small):
+    rec, _, after = small
+    assert set(rec.state) == {"momentum_buffer"}
+    np.testing.assert_allclose(rec.grad_used["u_weight"],
+                               rec.grad["u_weight"] + 0.01 * rec.value["u_weight"][:-1],
+                               rtol=1e-15)
+    report = verify(after, rtol=RTOL)
+    assert report.ok, report.failures[:5]
+    assert after.errors == []
+    assert_follows(after.values[SHEET], TrainLayout(6, 7, 1, 4), rec)
+
+
+def test_an_unknown_optimizer_shows_as_an_error_not_as_adam(small, engine, tmp_path):
+    rec, path, _ = small
+    L = TrainLayout(6, 7, 1, rec.steps)
+    wb = openpyxl.load_workbook(path)
+    r, c = L.setting("optimizer")
+    wb[SHEET].cell(r + 1, c + 1).value = "rmsprop"
+    wb.save(tmp_path / "rmsprop.xlsx")
+    after = recalc(tmp_path / "rmsprop.xlsx", engine=engine)
+    bad = {ref for sheet, ref, text in after.errors if sheet == SHEET and text == "#N/A"}
+    assert {cell(r, c) for _, _, r, c in L.frame(1, "updated").elements()} <= bad
+
+
+_REF = re.compile(r"(\$?)([A-Z]{1,3})(\$?)(\d+)")
+
+
+def test_every_band_is_the_same_shape_one_band_lower(book, layout):
+    """Band k's cells, with each reference into the bands made relative to band k's top, are
+    band 1's: the same labels, the same formulas, at the same positions."""
+    ws = openpyxl.load_workbook(book, read_only=True)[SHEET]
+    ratings = range(layout.title_row, layout.rating_row + layout.n_users)  # the same for all
+    rows = list(ws.iter_rows(min_row=1, max_row=layout.band(layout.steps + 1),
+                             max_col=layout.side_col, values_only=True))
+
+    def band(k: int) -> dict:
+        top, out = layout.band(k), {}
+        for dr, row in enumerate(rows[top:top + layout.band_rows]):
+            for c, v in enumerate(row):
+                if isinstance(v, str) and v.startswith("="):
+                    v = _REF.sub(lambda m: m[0] if int(m[4]) - 1 in ratings else
+                                 f"{m[1]}{m[2]}{m[3]}<{int(m[4]) - 1 - top}>", v)
+                if v is not None:
+                    out[(dr, c)] = v
+        return out
+
+    first = band(1)
+    assert first[(0, 0)] == "step" and first[(0, 1)] == f"=B<{-layout.band_rows}>+1"
+    for k in (2, layout.steps // 2, layout.steps):
+        assert band(k) == first
+    # the parameters are the previous band's updated ones, cell for cell
+    for (_, idx, r, c), (_, _, r0, c0) in zip(layout.frame(5, "params").elements(),
+                                              layout.frame(4, "updated").elements()):
+        assert rows[r][c] == f"={cell(r0, c0)}"
+    # band 0: torch's start (numbers) and zeros for every state
+    for name in FRAMES[2:]:
+        start = [rows[r][c] for _, _, r, c in layout.frame(0, name).elements()]
+        if name == "updated":
+            assert all(isinstance(v, float) for v in start)
+        else:
+            assert set(start) == {0}
+
+
+def test_records_are_torch_optims_run_from_the_bias_sheets_start(ratings, rec):
+    assert (rec.steps, rec.n_factors, rec.hyper) == (STEPS, N_FACTORS, Hyper())
+    start = lesson_records(ratings, n_factors=N_FACTORS, untrained=True).bias
+    for p in PARAMS:
+        np.testing.assert_array_equal(rec.value[p][0], getattr(start, p))
+    # an independent loop: the model's own forward pass and torch.optim.Adam's defaults
+    _, grid, rows, cols = lesson_slice(ratings)
+    torch.manual_seed(rec.seed)
+    model = EmbeddingDotBias(*grid.shape, N_FACTORS, y_range=ratings.rating_range).double()
+    opt = torch.optim.Adam(model.parameters(), lr=rec.hyper.lr)
+    users, movies, y = (torch.from_numpy(a) for a in (rows, cols, grid[rows, cols]))
+    losses = []
+    for _ in range(rec.steps):
+        loss = F.mse_loss(model(users, movies), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    np.testing.assert_allclose(rec.loss, losses, rtol=1e-13)
+    np.testing.assert_allclose(rec.value["u_weight"][-1], model.u_weight.weight.detach().numpy(),
+                               rtol=1e-12)
+    # the recorded grids are the loss's own pieces
+    rated = ~np.isnan(rec.ratings)
+    np.testing.assert_allclose(np.nanmean(rec.err ** 2, axis=(1, 2)), rec.loss, rtol=1e-14)
+    assert np.all(np.isnan(rec.pred[:, ~rated])) and np.all(rec.dloss_dx[:, ~rated] == 0)
+    assert set(rec.state) == {"exp_avg", "exp_avg_sq"}
+    assert rec.step.tolist() == list(range(1, rec.steps + 1))
+    np.testing.assert_array_equal(rec.grad_used["i_bias"], rec.grad["i_bias"])  # no decay
+
+
+def test_bad_settings_say_why(ratings):
+    with pytest.raises(CfxlError, match="unknown optimizer 'rmsprop'"):
+        Hyper(opt="rmsprop")
+    with pytest.raises(CfxlError, match="lr must be positive"):
+        Hyper(lr=0.0)
+    with pytest.raises(CfxlError, match="steps >= 1"):
+        unrolled_records(ratings, steps=0)
