@@ -15,8 +15,12 @@ install: $(PY)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e ".[dev,excel]"
 
+# The demo's workbooks carry a fixed date, so they are the same file by file as the committed
+# ones in workbooks/ (tests/test_workbooks.py checks that).
+DEMO_DATE ?= 1767225600
+
 demo: install
-	$(VENV)/bin/cfxl demo
+	SOURCE_DATE_EPOCH=$(DEMO_DATE) $(VENV)/bin/cfxl demo
 
 test: install
 	$(PY) -m pytest -q
@@ -24,7 +28,7 @@ test: install
 # Regenerate the committed example workbooks (a fixed date keeps them identical run to run),
 # their golden snapshot, and the README's pictures.
 workbooks: install
-	SOURCE_DATE_EPOCH=1767225600 $(VENV)/bin/cfxl demo -q
+	SOURCE_DATE_EPOCH=$(DEMO_DATE) $(VENV)/bin/cfxl demo -q
 	$(PY) -m pytest -q tests/test_workbooks.py --update-snapshots
 
 pictures: workbooks

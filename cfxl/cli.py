@@ -96,8 +96,12 @@ def cli():
 
     \b
     Start with:
-      cfxl demo                       the lesson's experiments on the embedded sample
+      cfxl demo                       the lesson's experiments and the example workbooks
+      cfxl export -o collab.xlsx      the collaborative-filtering workbook, live formulas
+      cfxl graddesc -o graddesc.xlsx  the optimizer workbook (SGD ... Adam, step by step)
+      cfxl unroll -o train.xlsx       training unrolled in formulas
       cfxl train ratings.csv -o m.pt  train one model on your data
+      cfxl recalc --verify BOOK       recompute in LibreOffice and compare with torch
     """
 
 
