@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from cfxl.data import Ratings
 from cfxl.mirror import lesson_slice, seeded
 from cfxl.models import EmbeddingDotBias, sigmoid_range
+from cfxl.optim import torch_optimizer
 from cfxl.trace import Recorder
 
 OPTS = ("sgd", "momentum", "adam")  # cfxl.train's names for these torch.optim settings
@@ -177,12 +178,8 @@ def make_optimizer(opt: str, params, lr: float, wd: float, *, momentum: float = 
                    eps: float = 1e-8) -> torch.optim.Optimizer:
     """torch.optim's single-tensor implementation, whose order of operations the sheets follow.
     momentum is used by "momentum" only (plain "sgd" has none); betas and eps by "adam"."""
-    if opt == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, weight_decay=wd,
-                                foreach=False, fused=False)
-    momentum = momentum if opt == "momentum" else 0.0
-    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=wd, foreach=False,
-                           fused=False)
+    return torch_optimizer(opt, params, lr=lr, momentum=momentum, betas=betas, eps=eps,
+                           weight_decay=wd, single_tensor=True)
 
 
 def _train(model, opt: str, lr: float, wd: float, users, movies, y, steps: int, bs: int | None,

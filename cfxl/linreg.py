@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cfxl.optim import torch_optimizer
 from cfxl.trace import Recorder
 
 TRUE_B, TRUE_A = 30.0, 2.0  # the lesson's "a=2, b=30"
@@ -152,21 +153,13 @@ class Line(nn.Module):
 
 
 def make_optimizer(opt: str, params, h: Hyper) -> torch.optim.Optimizer:
-    """torch.optim's class for `opt`, on the single-tensor path (foreach=False): the plain order
-    of operations the sheet's formulas follow."""
-    o = torch.optim
-    if opt in ("sgd", "momentum"):
-        return o.SGD(params, lr=h.lr, momentum=h.momentum if opt == "momentum" else 0.0,
-                     dampening=0.0, weight_decay=h.weight_decay, foreach=False)
-    if opt == "adagrad":
-        return o.Adagrad(params, lr=h.lr, eps=h.eps, weight_decay=h.weight_decay, foreach=False)
-    if opt == "rmsprop":
-        return o.RMSprop(params, lr=h.lr, alpha=h.alpha, eps=h.eps, weight_decay=h.weight_decay,
-                         foreach=False)
-    if opt in ("adam", "adam_ann"):
-        return o.Adam(params, lr=h.lr, betas=h.betas, eps=h.eps, weight_decay=h.weight_decay,
-                      foreach=False)
-    raise ValueError(f"unknown optimizer {opt!r}; choose one of {', '.join(OPTIMIZERS)}")
+    """torch.optim's class for `opt` on the single-tensor path: the plain order of operations
+    the sheet's formulas follow (adam_ann is Adam; its schedule is applied per epoch)."""
+    if opt not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {opt!r}; choose one of {', '.join(OPTIMIZERS)}")
+    return torch_optimizer("adam" if opt == "adam_ann" else opt, params, lr=h.lr,
+                           momentum=h.momentum, alpha=h.alpha, betas=h.betas, eps=h.eps,
+                           weight_decay=h.weight_decay, single_tensor=True)
 
 
 def _settings(opt: str, hyper: Hyper | None, defaults: dict[str, Hyper]) -> Hyper:

@@ -19,8 +19,8 @@ from tqdm.auto import tqdm
 from cfxl.data import IdMap, Ratings, file_sha256, split
 from cfxl.errors import CfxlError
 from cfxl.models import MODELS, make_model
+from cfxl.optim import OPTIMIZERS, torch_optimizer
 
-OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop", "adagrad")
 SPARSE_OPTIMIZERS = ("sgd", "adagrad", "adam")  # adam becomes torch's SparseAdam
 
 
@@ -155,20 +155,9 @@ def make_optimizers(config: Config, model: nn.Module) -> list[torch.optim.Optimi
 
 
 def _dense_optimizer(c: Config, params) -> torch.optim.Optimizer:
-    params = list(params)
-    if c.opt in ("sgd", "momentum"):
-        momentum = c.momentum if c.opt == "momentum" else 0.0
-        cls, kw = torch.optim.SGD, dict(momentum=momentum, weight_decay=c.wd)
-    elif c.opt == "adam":
-        cls, kw = torch.optim.Adam, dict(betas=c.betas, eps=c.eps, weight_decay=c.wd)
-    elif c.opt == "rmsprop":
-        cls, kw = torch.optim.RMSprop, dict(alpha=c.alpha, eps=c.eps, weight_decay=c.wd)
-    else:
-        cls, kw = torch.optim.Adagrad, dict(weight_decay=c.wd)
-    try:  # the fused kernels run one pass over each tensor: several times faster on the CPU
-        return cls(params, lr=c.lr, fused=True, **kw)
-    except (RuntimeError, TypeError, ValueError):  # older torch, or no fused kernel here
-        return cls(params, lr=c.lr, **kw)
+    return torch_optimizer(c.opt, params, lr=c.lr, momentum=c.momentum, alpha=c.alpha,
+                           betas=c.betas, eps=None if c.opt == "adagrad" else c.eps,
+                           weight_decay=c.wd)
 
 
 def make_scheduler(config: Config, opt: torch.optim.Optimizer, n_batches: int):
