@@ -20,9 +20,8 @@ import numpy as np
 
 from cfxl.cfsteps import Gradients
 from cfxl.xl.book import Book, area, cell
-from cfxl.xl.lesson import GridLayout, prediction_formula
+from cfxl.xl.lesson import GridLayout, prediction_formula, write_crosstab, write_sigmoid_range
 from cfxl.xl.lesson_cells import (
-    TITLE_ROW_HEIGHT,
     lesson_formats,
     rating_scale,
     span,
@@ -110,27 +109,10 @@ def write_gradients_sheet(book: Book, grad: Gradients) -> None:
         f"rule through the MSE, the sigmoid range and the dot product, as formulas on the bias "
         f"grid, beside autograd's values (the first step's grad on the cf_* sheets). Edit a "
         f"parameter or rating (yellow) and the chain rule follows; autograd's stay."))
-    ratings = area(L.rating_row, gc, L.rating_row + U - 1, L.last_col)
 
     # the bias sheet's top: titles, ids, ratings, sigmoid range, parameters, predictions
-    ws.set_row(L.title_row, TITLE_ROW_HEIGHT)
-    book.text(ws, L.title_row, L.id_col, "title", "right")
-    book.text(ws, L.id_row, L.id_col, "movieId", "right")
-    for j in range(M):
-        book.text(ws, L.title_row, gc + j, grad.titles[j], "title")
-        write_id(book, ws, L.id_row, gc + j, grad.movie_ids[j])
-    for i in range(U):
-        write_id(book, ws, L.rating_row + i, L.id_col, grad.user_ids[i])
-        for j in range(M):
-            if not np.isnan(grad.ratings[i, j]):
-                book.number(ws, L.rating_row + i, gc + j, grad.ratings[i, j], "rating")
-    rating_scale(ws, ratings, grad.y_range)
-    r, c = L.lo_cell
-    book.text(ws, r - 1, c - 1, "sigmoid range", "group")
-    for d, (label, value) in enumerate(zip(("lo", "hi"), grad.y_range)):
-        book.text(ws, r + d, c - 1, label, "right")
-        book.number(ws, r + d, c, value, "num2")
-    lo, hi = cell(r, c, absolute="rc"), cell(r + 1, c, absolute="rc")
+    ratings = write_crosstab(book, ws, L, grad)
+    lo, hi = write_sigmoid_range(book, ws, L, grad.y_range)
     n = cell(*G.n_cell, absolute="rc")
     book.text(ws, G.n_cell[0], G.n_cell[1] - 1, "n", "right")
     book.formula(ws, *G.n_cell, f"=COUNT({ratings})", grad.n, "int")

@@ -106,6 +106,37 @@ def write_lesson_sheets(book: Book, rec: LessonRecords) -> None:
     write_tensors_sheet(book, rec)
 
 
+def write_crosstab(book: Book, ws, L, rec) -> str:
+    """The grid sheets' top: titles, movie and user ids, the ratings (blank where unrated) with a
+    colour scale. rec has titles, movie_ids, user_ids, ratings and y_range; returns the ratings area."""
+    U, M, gc = L.n_users, L.n_movies, L.grid_col
+    book.text(ws, L.title_row, L.id_col, "title", "right")
+    book.text(ws, L.id_row, L.id_col, "movieId", "right")
+    book.text(ws, L.rating_row, L.id_col - 1, "userId", "right")
+    ws.set_row(L.title_row, TITLE_ROW_HEIGHT)
+    for j in range(M):
+        book.text(ws, L.title_row, gc + j, rec.titles[j], "title")
+        write_id(book, ws, L.id_row, gc + j, rec.movie_ids[j])
+    for i in range(U):
+        write_id(book, ws, L.rating_row + i, L.id_col, rec.user_ids[i])
+        for j in range(M):
+            if not np.isnan(rec.ratings[i, j]):
+                book.number(ws, L.rating_row + i, gc + j, rec.ratings[i, j], "rating")
+    ratings = area(L.rating_row, gc, L.rating_row + U - 1, L.last_col)
+    rating_scale(ws, ratings, rec.y_range)
+    return ratings
+
+
+def write_sigmoid_range(book: Book, ws, L, y_range) -> tuple[str, str]:
+    """The labelled lo and hi cells of the sigmoid range; their absolute references."""
+    r, c = L.lo_cell
+    book.text(ws, r - 1, c - 1, "sigmoid range", "group")
+    for d, (label, value) in enumerate(zip(("lo", "hi"), y_range)):
+        book.text(ws, r + d, c - 1, label, "right")
+        book.number(ws, r + d, c, value, "num2")
+    return cell(r, c, absolute="rc"), cell(r + 1, c, absolute="rc")
+
+
 def write_grid_sheet(book: Book, rec: LessonRecords, name: str, g: GridRecords) -> None:
     """`dotprod` (g without biases) or `bias`: crosstab, factors, prediction and error grids, loss."""
     bias = g.u_bias is not None
@@ -120,27 +151,9 @@ def write_grid_sheet(book: Book, rec: LessonRecords, name: str, g: GridRecords) 
                           f"predictions and loss follow.")
     gc = L.grid_col
 
-    book.text(ws, L.title_row, L.id_col, "title", "right")
-    book.text(ws, L.id_row, L.id_col, "movieId", "right")
-    book.text(ws, L.rating_row, L.id_col - 1, "userId", "right")
-    ws.set_row(L.title_row, TITLE_ROW_HEIGHT)
-    for j in range(M):
-        book.text(ws, L.title_row, gc + j, rec.titles[j], "title")
-        write_id(book, ws, L.id_row, gc + j, rec.movie_ids[j])
-    for i in range(U):
-        write_id(book, ws, L.rating_row + i, L.id_col, rec.user_ids[i])
-        for j in range(M):
-            if not np.isnan(rec.ratings[i, j]):
-                book.number(ws, L.rating_row + i, gc + j, rec.ratings[i, j], "rating")
-    rating_scale(ws, area(L.rating_row, gc, L.rating_row + U - 1, L.last_col), rec.y_range)
-
+    write_crosstab(book, ws, L, rec)
     if bias:
-        r, c = L.lo_cell
-        book.text(ws, r - 1, c - 1, "sigmoid range", "group")
-        for d, (label, value) in enumerate(zip(("lo", "hi"), g.y_range)):
-            book.text(ws, r + d, c - 1, label, "right")
-            book.number(ws, r + d, c, value, "num2")
-        lo, hi = cell(r, c, absolute="rc"), cell(r + 1, c, absolute="rc")
+        lo, hi = write_sigmoid_range(book, ws, L, g.y_range)
         book.text(ws, L.mb_row, L.id_col, "bias", "right")
         book.text(ws, L.head_row, L.ub_col, "bias", "head")
         for j in range(M):
