@@ -28,9 +28,9 @@ CONFIG = {"model": "dotbias", "n_factors": 50, "opt": "adam", "lr": 1e-2, "wd": 
 
 def trained_model(data_path):
     """(trained, ratings): from the cached checkpoint when there is one, else trained and cached."""
-    from cfxl import checkpoint
-    from cfxl.data import file_sha256, read_ratings
-    from cfxl.train import Config, fit
+    from cfxl.engine import checkpoint
+    from cfxl.data.ratings import file_sha256, read_ratings
+    from cfxl.engine.train import Config, fit
 
     ratings = read_ratings(data_path)
     config = Config(**CONFIG)
@@ -51,7 +51,7 @@ def reference_write(tables, path: Path) -> None:
     import openpyxl
     import pandas as pd
 
-    from cfxl.analysis import bias_rank, pca
+    from cfxl.records.analysis import bias_rank, pca
 
     wb = openpyxl.Workbook()
     wb.remove(wb.active)
@@ -93,8 +93,8 @@ def reference_write(tables, path: Path) -> None:
 
 
 def cfxl_write(tables, path: Path) -> None:
-    from cfxl.xl.book import write_atomic
-    from cfxl.xl.model import write_model_sheets
+    from cfxl.sheets.book import write_atomic
+    from cfxl.sheets.model_sheets import write_model_sheets
 
     write_atomic(path, lambda book: write_model_sheets(book, tables), force=True)
 
@@ -118,7 +118,7 @@ def main() -> None:
     import torch
     import xlsxwriter
 
-    from cfxl.tables import model_tables
+    from cfxl.records.model_tables import model_tables
 
     trained, ratings, cached, train_s = trained_model(args.data)
     print(f"model: {cached} ({f'trained in {train_s:.1f} s' if train_s else 'cached'}); {ratings!r}")

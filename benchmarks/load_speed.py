@@ -26,7 +26,7 @@ CHUNK = 1_000_000  # rows written per to_csv call: bounded memory while writing
 CHILD = """
 import json, resource, sys, time
 import pandas as pd
-from cfxl.data import read_ratings
+from cfxl.data.ratings import read_ratings
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
 n = len(read_ratings(sys.argv[1])) if sys.argv[2] == "cfxl" else len(pd.read_csv(sys.argv[1]))

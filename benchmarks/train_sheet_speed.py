@@ -6,7 +6,7 @@ and LibreOffice recomputing them.
 
 For each K: the formulas written, torch's run, the time to write the workbook (with the hidden
 `_torch` proof sheet that `verify` reads, and without it), and LibreOffice's time through
-cfxl.recalc.Engine (after a cold start, reported apart): recomputing and reading every cell back,
+cfxl.proof.recalc.Engine (after a cold start, reported apart): recomputing and reading every cell back,
 for both workbooks. The breakdown drives LibreOffice directly to split that time into loading
 (which recomputes everything), a second full recalculation alone, and reading each sheet back.
 The formula-preparation line writes once more with XlsxWriter's own formula preparation (thirty
@@ -73,8 +73,8 @@ def write(path: Path, rec, *, proof: bool = True, stock_formulas: bool = False) 
     `_torch` sheet out; stock_formulas uses XlsxWriter's own formula preparation."""
     from xlsxwriter.worksheet import Worksheet
 
-    from cfxl.xl.book import ExactWorksheet, write_atomic
-    from cfxl.xl.train_sheet import write_train_sheet
+    from cfxl.sheets.book import ExactWorksheet, write_atomic
+    from cfxl.sheets.unrolled import write_train_sheet
 
     checks = []
 
@@ -98,7 +98,7 @@ def write(path: Path, rec, *, proof: bool = True, stock_formulas: bool = False) 
 def breakdown(path: Path) -> dict:
     """LibreOffice's time on one workbook, split into loading, recomputing and reading back."""
     import cfxl
-    from cfxl.recalc import PROFILE, find_soffice, find_uno_python
+    from cfxl.proof.recalc import PROFILE, find_soffice, find_uno_python
 
     python = find_uno_python(find_soffice())
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,11 +118,11 @@ def main() -> None:
 
     import torch
 
-    from cfxl.data import read_ratings
-    from cfxl.recalc import Engine
-    from cfxl.unrolled import Hyper, unrolled_records
-    from cfxl.verify import verify
-    from cfxl.xl.train_layout import TrainLayout
+    from cfxl.data.ratings import read_ratings
+    from cfxl.proof.recalc import Engine
+    from cfxl.records.unrolled import Hyper, unrolled_records
+    from cfxl.proof.verify import verify
+    from cfxl.sheets.unrolled_layout import TrainLayout
 
     torch.set_num_threads(1)
     ratings = read_ratings()

@@ -29,8 +29,8 @@ def child(spec: dict) -> dict:
     import numpy as np
     import torch
 
-    from cfxl.data import read_ratings, split
-    from cfxl.train import Config, fit
+    from cfxl.data.ratings import read_ratings, split
+    from cfxl.engine.train import Config, fit
 
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])
@@ -71,7 +71,7 @@ def warm_up(data) -> None:
     """One tiny run first, so torch's one-time start-up cost is not charged to the timed run."""
     from dataclasses import replace
 
-    from cfxl.train import Config, fit
+    from cfxl.engine.train import Config, fit
 
     few = replace(data, user_idx=data.user_idx[:2000], movie_idx=data.movie_idx[:2000],
                   rating=data.rating[:2000], timestamp=None)
@@ -85,9 +85,9 @@ def reference_fit(config, data) -> list[dict]:
     import torch.nn.functional as F
     from torch.utils.data import DataLoader, TensorDataset
 
-    from cfxl.data import split
-    from cfxl.models import make_model
-    from cfxl.train import evaluate, make_optimizers
+    from cfxl.data.ratings import split
+    from cfxl.engine.models import make_model
+    from cfxl.engine.train import evaluate, make_optimizers
 
     torch.manual_seed(config.seed)
     tr, va = (torch.from_numpy(i) for i in split(len(data), config.val_pct, config.seed))
@@ -118,7 +118,7 @@ def surprise_child(spec: dict) -> dict:
     import pandas as pd
     from surprise import SVD, Dataset, Reader
 
-    from cfxl.data import read_ratings, split
+    from cfxl.data.ratings import read_ratings, split
 
     data = read_ratings(spec["data"])
     tr, va = split(len(data), spec["val_pct"], 42)

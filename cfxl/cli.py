@@ -19,7 +19,7 @@ def data_options(f):
 
 
 def _read(ratings, user_col, item_col, rating_col):
-    from cfxl.data import read_ratings
+    from cfxl.data.ratings import read_ratings
 
     data = read_ratings(ratings, user_col=user_col, item_col=item_col, rating_col=rating_col)
     if data.dropped_duplicates:
@@ -113,7 +113,7 @@ def training_options(f):
 
 
 def _config(settings: dict, betas):
-    from cfxl.train import Config
+    from cfxl.engine.train import Config
 
     return Config(**settings, **({"betas": betas} if betas else {}))
 
@@ -164,8 +164,8 @@ def train(ratings, user_col, item_col, rating_col, output, force, quiet, betas, 
       cfxl train --model dotbias --opt momentum --lr 0.1 --wd 2e-4 \\
           --schedule 3@0.1,3@0.01 -o bias.pt
     """
-    from cfxl import checkpoint
-    from cfxl.train import fit
+    from cfxl.engine import checkpoint
+    from cfxl.engine.train import fit
 
     config = _config(settings, betas)
     if output is not None and output.exists() and not force:
@@ -199,8 +199,8 @@ def demo(quick, out_dir, quiet):
     Example:
       cfxl demo
     """
-    from cfxl.data import read_ratings
-    from cfxl.demo import WORKBOOK_MODEL, run_lesson, write_workbooks
+    from cfxl.data.ratings import read_ratings
+    from cfxl.workbooks import WORKBOOK_MODEL, run_lesson, write_workbooks
 
     data = read_ratings(None)
     click.echo(f"embedded sample {data.source}: {len(data):,} ratings, {data.n_users:,} users, "
@@ -262,15 +262,15 @@ def export(ratings, user_col, item_col, rating_col, output, force, csv_dir, slic
       cfxl export -o collab_filter.xlsx
       cfxl export ml-latest-small.zip --epochs 5 -o ml.xlsx --csv-dir ml-tables
     """
-    from cfxl import checkpoint
-    from cfxl.export import SliceOptions, export_collab
-    from cfxl.train import fit
-    from cfxl.xl.book import check_target
+    from cfxl.engine import checkpoint
+    from cfxl.workbooks import SliceOptions, export_collab
+    from cfxl.engine.train import fit
+    from cfxl.sheets.book import check_target
 
     check_target(output, force=force)
     macros = xlsm or output.suffix.lower() == ".xlsm"
     if macros:
-        from cfxl.xl.macros import check_targets
+        from cfxl.excel.macros import check_targets
         check_targets(output, force=force, model=True)
     if ratings is not None and ratings.suffix == ".pt":
         trained = checkpoint.load(ratings)
@@ -329,13 +329,13 @@ def graddesc(ratings, user_col, item_col, rating_col, output, force, rules, step
       cfxl graddesc --rules lesson -o graddesc_lesson.xlsx
       cfxl graddesc --trace-users 1,2 --trace-movies 318,356 -o traced.xlsx
     """
-    from cfxl.export import export_graddesc
-    from cfxl.xl.book import check_target
+    from cfxl.workbooks import export_graddesc
+    from cfxl.sheets.book import check_target
 
     check_target(output, force=force)
     macros = xlsm or output.suffix.lower() == ".xlsm"
     if macros:
-        from cfxl.xl.macros import check_targets
+        from cfxl.excel.macros import check_targets
         check_targets(output, force=force, model=False)
     data = _read(ratings, user_col, item_col, rating_col)
     export_graddesc(output, data, rules=rules, steps=steps, trace_users=trace_users,
@@ -374,9 +374,9 @@ def unroll(ratings, user_col, item_col, rating_col, output, force, steps, n_fact
       cfxl unroll -o train.xlsx
       cfxl unroll --steps 200 --opt momentum --lr 0.5 -o train200.xlsx
     """
-    from cfxl.export import export_train_sheet
-    from cfxl.unrolled import Hyper
-    from cfxl.xl.book import check_target
+    from cfxl.workbooks import export_train_sheet
+    from cfxl.records.unrolled import Hyper
+    from cfxl.sheets.book import check_target
 
     check_target(output, force=force)
     beta1, beta2 = betas or (0.9, 0.999)
@@ -422,7 +422,7 @@ def download(name, cache_dir, force):
     Example:
       cfxl data download ml-100k && cfxl train ~/.cache/cfxl/ml-100k
     """
-    from cfxl.download import download as fetch
+    from cfxl.data.download import download as fetch
 
     folder = fetch(name, cache_dir=cache_dir, force=force)
     click.echo(str(folder))
@@ -449,8 +449,8 @@ def recalc(book, output, check, rtol, atol):
     Example:
       cfxl recalc lesson.xlsx --verify -o recomputed.xlsx
     """
-    from cfxl import recalc as lo
-    from cfxl import verify as proof
+    from cfxl.proof import recalc as lo
+    from cfxl.proof import verify as proof
 
     done = lo.recalc(book, output=output)
     formulas = sum(map(len, done.formulas.values()))
@@ -496,7 +496,7 @@ def snapshot(book, output, force, digits):
     Example:
       cfxl snapshot lesson.xlsx -o lesson.txt
     """
-    from cfxl.snapshot import snapshot as take
+    from cfxl.proof.snapshot import snapshot as take
 
     if output is not None and output.exists() and not force:
         raise CfxlError(f"{output} exists; pass --force to overwrite it")
@@ -532,7 +532,7 @@ def diff(a, b, rtol, atol, sheet, mode):
       cfxl diff old.xlsx new.xlsx --sheet loss --rtol 1e-6
       cfxl diff lesson.xlsx tests/snapshots/lesson.txt
     """
-    from cfxl.diff import diff as compare, format_diff
+    from cfxl.proof.diff import diff as compare, format_diff
 
     found = compare(a, b, rtol=rtol, atol=atol, sheet=sheet, mode=mode or "all")
     if not found:

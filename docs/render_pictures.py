@@ -2,7 +2,7 @@
 
     python docs/render_pictures.py [workbooks/collab_filter.xlsx]
 
-xlsx -> pdf (soffice, headless; each sheet prints on one page, see cfxl.xl.book) -> png
+xlsx -> pdf (soffice, headless; each sheet prints on one page, see cfxl.sheets.book) -> png
 (pdftoppm, from poppler-utils) -> docs/images/<sheet>.png for the sheets in SHEETS.
 """
 

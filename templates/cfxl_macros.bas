@@ -8,17 +8,17 @@ Attribute VB_Name = "cfxl_macros"
 ' This file is cfxl's own (Apache-2.0), not part of xlwings.
 
 Sub CfxlReset()
-    RunPython "import cfxl.udfs; cfxl.udfs.on_button('reset')"
+    RunPython "import cfxl.excel.udfs; cfxl.excel.udfs.on_button('reset')"
 End Sub
 
 Sub CfxlRun()
-    RunPython "import cfxl.udfs; cfxl.udfs.on_button('run')"
+    RunPython "import cfxl.excel.udfs; cfxl.excel.udfs.on_button('run')"
 End Sub
 
 Sub CfxlTrain()
-    RunPython "import cfxl.udfs; cfxl.udfs.on_button('train')"
+    RunPython "import cfxl.excel.udfs; cfxl.excel.udfs.on_button('train')"
 End Sub
 
 Sub CfxlRefresh()
-    RunPython "import cfxl.udfs; cfxl.udfs.on_button('refresh')"
+    RunPython "import cfxl.excel.udfs; cfxl.excel.udfs.on_button('refresh')"
 End Sub

@@ -45,12 +45,12 @@ def ml_zip():
 
 @pytest.fixture(scope="session")
 def engine():
-    """One warm LibreOffice (cfxl.recalc.Engine) for all tests that recompute workbooks.
+    """One warm LibreOffice (cfxl.proof.recalc.Engine) for all tests that recompute workbooks.
 
     Where LibreOffice is missing: a failure in CI (CFXL_CI is set), a skip elsewhere.
     """
     from cfxl.errors import CfxlError
-    from cfxl.recalc import Engine, find_soffice, find_uno_python
+    from cfxl.proof.recalc import Engine, find_soffice, find_uno_python
 
     try:
         find_uno_python(find_soffice())

@@ -8,8 +8,8 @@ import pytest
 
 from openpyxl.utils.cell import coordinate_from_string
 
-from cfxl.diff import diff, format_diff
-from cfxl.snapshot import load
+from cfxl.proof.diff import diff, format_diff
+from cfxl.proof.snapshot import load
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 UPDATE_HINT = "pytest --update-snapshots (or CFXL_UPDATE_SNAPSHOTS=1) rewrites it"

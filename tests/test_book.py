@@ -5,7 +5,7 @@ import pytest
 from openpyxl import load_workbook
 
 from cfxl.errors import CfxlError
-from cfxl.xl.book import write_atomic
+from cfxl.sheets.book import write_atomic
 
 
 def test_numbers_are_written_exactly(tmp_path):

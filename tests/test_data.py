@@ -1,4 +1,4 @@
-"""cfxl.data: every ratings layout, id maps, the split, the crosstab and each bad input's message."""
+"""cfxl.data.ratings: every ratings layout, id maps, the split, the crosstab and each bad input's message."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 import cfxl
-from cfxl import formats
-from cfxl.data import IdMap, crosstab, file_sha256, read_ratings, split
+from cfxl.data import layouts
+from cfxl.data.ratings import IdMap, crosstab, file_sha256, read_ratings, split
 from cfxl.errors import DataError, UnknownIdError
 
 # The same five ratings in every layout: (user, movie, rating, timestamp).
@@ -152,9 +152,7 @@ def test_duplicates_keep_the_last_rating_and_are_counted(tmp_path, ml_files):
 
 
 def test_embedded_sample_needs_no_path():
-    sample = Path(cfxl.__file__).parent / "sample" / "ratings.csv"
-    if not sample.exists():
-        pytest.skip("the embedded sample cfxl/sample/ratings.csv is absent")
+    sample = Path(cfxl.__file__).parent / "data" / "sample" / "ratings.csv"
     r = read_ratings()
     assert Path(r.source).resolve() == sample.resolve()
     assert r.layout == "csv" and len(r) > 1000 and r.n_users > 10
@@ -194,7 +192,7 @@ def test_bad_values_in_a_movielens_csv_are_located(tmp_path, ml_files, content, 
                                        "range 0.5 to 5"), ("", "the rating is empty")])
 @pytest.mark.parametrize("at", [2, 150, 199])
 def test_bad_value_is_located_across_blocks_and_blank_lines(tmp_path, ml_files, monkeypatch, layout, bad, text, at):
-    monkeypatch.setattr(formats, "CHUNK_BYTES", 64)  # many blocks, cut in the middle of lines
+    monkeypatch.setattr(layouts, "CHUNK_BYTES", 64)  # many blocks, cut in the middle of lines
     sep = {"csv": ",", "u.data": "\t", "ratings.dat": "::"}[layout]
     lines = [HEADER.strip()] if layout == "csv" else []
     for i in range(200):

@@ -1,4 +1,4 @@
-"""cfxl.download against a local HTTP server on 127.0.0.1: fetch, verify, unpack, cache, errors."""
+"""cfxl.data.download against a local HTTP server on 127.0.0.1: fetch, verify, unpack, cache, errors."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import threading
 
 import pytest
 
-from cfxl import download as dl
-from cfxl.data import read_ratings
+from cfxl.data import download as dl
+from cfxl.data.ratings import read_ratings
 from cfxl.errors import CfxlError
 
 RATINGS = "userId,movieId,rating,timestamp\n1,31,2.5,1260759144\n1,1029,3.0,1260759179\n2,31,4.0,835355493\n"

@@ -10,12 +10,12 @@ import numpy as np
 import openpyxl
 import pytest
 
-from cfxl import linreg
-from cfxl.linreg import SHEETS, GraddescRecords, Hyper
-from cfxl.recalc import recalc
-from cfxl.verify import verify
-from cfxl.xl.book import cell, write_atomic
-from cfxl.xl.graddesc import sheet_layout, write_graddesc_sheets
+from cfxl.records import graddesc
+from cfxl.records.graddesc import SHEETS, GraddescRecords, Hyper
+from cfxl.proof.recalc import recalc
+from cfxl.proof.verify import verify
+from cfxl.sheets.book import cell, write_atomic
+from cfxl.sheets.graddesc import sheet_layout, write_graddesc_sheets
 
 # torch's AVX kernels fuse multiply-adds (lerp, addcmul, add with alpha: one rounding where a
 # spreadsheet rounds twice), so the sheet's b and a differ from torch's in the last bit or two
@@ -30,7 +30,7 @@ STATE = {"momentum": ["momentum_buffer"], "adagrad": ["sum"], "rmsprop": ["squar
 
 @pytest.fixture(scope="module")
 def records():
-    return linreg.run("torch")
+    return graddesc.run("torch")
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def top_rows(book, sheet: str, n: int) -> dict[str, object]:
 
 @pytest.fixture(scope="module")
 def lesson_records():
-    return linreg.run("lesson")
+    return graddesc.run("lesson")
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +145,7 @@ def test_an_edited_lr_or_beta_moves_every_sheet_to_a_fresh_torch_run(records, bo
         betas = (kv.get("beta1", h.betas[0]), kv.get("beta2", h.betas[1]))
         new = dataclasses.replace(h, lr=kv["lr"], betas=betas,
                                   weight_decay=kv.get("weight_decay", h.weight_decay))
-        fresh = linreg.train(opt, records.data, new)
+        fresh = graddesc.train(opt, records.data, new)
         values = after.values[SHEETS[opt]]
         got_b, got_a = column(values, fresh, "new_b"), column(values, fresh, "new_a")
         assert not np.allclose(got_b, runs[opt].new_b)  # it moved
@@ -201,14 +201,14 @@ def test_the_lesson_rules_recompute_to_their_numpy_implementation(lesson_records
     assert wb["rmsprop"][cell(L.row(1), L.cols["new_b"])].value == "=E6-I6*$F$1/SQRT(K5)"
     after = recalc(_edit(wb, tmp_path / "lr.xlsx", {"rmsprop": {_ref(r, "lr"): 0.05}}),
                    engine=engine)
-    fresh = linreg.lesson("rmsprop", lesson_records.data, dataclasses.replace(r.hyper, lr=0.05))
+    fresh = graddesc.lesson("rmsprop", lesson_records.data, dataclasses.replace(r.hyper, lr=0.05))
     np.testing.assert_allclose(column(after.values["rmsprop"], r, "new_b"), fresh.new_b,
                                rtol=1e-12, atol=0)
 
 
 def test_the_first_row_of_basic_sgd_is_the_lessons(engine, tmp_path):
-    d = linreg.lesson_data()
-    r = linreg.train("sgd", d, Hyper(lr=1e-4, epochs=1))
+    d = graddesc.lesson_data()
+    r = graddesc.train("sgd", d, Hyper(lr=1e-4, epochs=1))
     path = write_atomic(tmp_path / "first.xlsx", lambda b: write_graddesc_sheets(
         b, GraddescRecords(d, "torch", {"sgd": r})))
     values = recalc(path, engine=engine).values["basic SGD"]
@@ -234,9 +234,9 @@ def test_records_are_plain_numpy_under_torchs_state_names(records):
 
 
 def test_data_is_seeded_integers_and_y_is_the_true_line():
-    d = linreg.data(29, seed=42)
-    again = linreg.data(29, seed=42)
-    assert np.array_equal(d.x, again.x) and not np.array_equal(d.x, linreg.data(29, seed=1).x)
+    d = graddesc.data(29, seed=42)
+    again = graddesc.data(29, seed=42)
+    assert np.array_equal(d.x, again.x) and not np.array_equal(d.x, graddesc.data(29, seed=1).x)
     assert d.x.min() >= 1 and d.x.max() <= 100 and np.array_equal(d.x, d.x.round())
     np.testing.assert_array_equal(d.y, 30 + 2 * d.x)
 
@@ -245,6 +245,6 @@ def test_wrong_rules_or_names_are_refused(records):
     with pytest.raises(ValueError, match="torch rules"):
         write_graddesc_sheets(None, records, rules="lesson")
     with pytest.raises(ValueError, match="unknown optimizer"):
-        linreg.train("lbfgs", records.data)
+        graddesc.train("lbfgs", records.data)
     with pytest.raises(ValueError, match="unknown rules"):
-        linreg.run("keras")
+        graddesc.run("keras")

@@ -11,16 +11,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cfxl.cfsteps import LRS, OPTS, CFStepRecords, cf_step_records
-from cfxl.data import read_ratings
+from cfxl.records.cf_steps import LRS, OPTS, CFStepRecords, cf_step_records
+from cfxl.data.ratings import read_ratings
 from cfxl.errors import UnknownIdError
-from cfxl.mirror import lesson_records
-from cfxl.models import EmbeddingDotBias
-from cfxl.recalc import recalc
-from cfxl.verify import verify
-from cfxl.xl.book import cell, write_atomic
-from cfxl.xl.graddesc_cf import FIRST, HEAD_ROW, SHEETS, StepLayout, write_cf_sheets
-from cfxl.xl.gradients import gradients_layout
+from cfxl.records.lesson import lesson_records
+from cfxl.engine.models import EmbeddingDotBias
+from cfxl.proof.recalc import recalc
+from cfxl.proof.verify import verify
+from cfxl.sheets.book import cell, write_atomic
+from cfxl.sheets.cf_steps import FIRST, HEAD_ROW, SHEETS, StepLayout, write_cf_sheets
+from cfxl.sheets.gradients import gradients_layout
 
 TRACE_USERS = [25, 569]            # the sample's most active user and one of its least
 TRACE_MOVIES = [1068, 7212, 47875]  # its most rated movie and two rated three times

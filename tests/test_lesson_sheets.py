@@ -12,13 +12,13 @@ import torch
 import torch.nn.functional as F
 from openpyxl.utils import get_column_letter
 
-from cfxl.data import read_ratings
-from cfxl.mirror import LessonRecords, lesson_records
-from cfxl.models import EmbeddingDot, EmbeddingDotBias, EmbeddingNet
-from cfxl.recalc import recalc
-from cfxl.verify import verify
-from cfxl.xl.book import cell, write_atomic
-from cfxl.xl.lesson import grid_layout, write_lesson_sheets
+from cfxl.data.ratings import read_ratings
+from cfxl.records.lesson import LessonRecords, lesson_records
+from cfxl.engine.models import EmbeddingDot, EmbeddingDotBias, EmbeddingNet
+from cfxl.proof.recalc import recalc
+from cfxl.proof.verify import verify
+from cfxl.sheets.book import cell, write_atomic
+from cfxl.sheets.lesson import grid_layout, write_lesson_sheets
 
 SHEETS = ["dotprod", "bias", "movielens_emb", "movielens_1hot", "nn", "tensors"]
 HOSTILE = "=Equals (1995)"  # among the sample's 15 most rated movies

@@ -1,6 +1,6 @@
 """Macro workbooks: xlwings' VBA project and the buttons bound to its macro, kept through an
 openpyxl round trip; and what each button's Python does to a workbook file: Run's new rows are
-torch's continued run (LibreOffice recomputes them, cfxl.verify compares), Reset undoes it,
+torch's continued run (LibreOffice recomputes them, cfxl.proof.verify compares), Reset undoes it,
 Train and Refresh rewrite the model sheets."""
 
 import ast
@@ -16,19 +16,22 @@ import openpyxl
 import pytest
 from test_udfs import small_ratings
 
-from cfxl import actions, checkpoint, linreg, serve
-from cfxl.data import read_ratings
+from cfxl.excel import actions
+from cfxl.engine import checkpoint
+from cfxl.records import graddesc
+from cfxl.excel import model_functions
+from cfxl.data.ratings import read_ratings
 from cfxl.errors import CfxlError
-from cfxl.export import export_collab, export_graddesc
-from cfxl.linreg import SHEETS
-from cfxl.recalc import recalc
-from cfxl.snapshot import load, snapshot
-from cfxl.train import Config, fit
-from cfxl.verify import verify
-from cfxl.xl import macros
-from cfxl.xl.access import FileBook, LiveBook, cell_ref
-from cfxl.xl.book import cell, write_atomic
-from cfxl.xl.graddesc import sheet_layout, write_graddesc_sheets
+from cfxl.workbooks import export_collab, export_graddesc
+from cfxl.records.graddesc import SHEETS
+from cfxl.proof.recalc import recalc
+from cfxl.proof.snapshot import load, snapshot
+from cfxl.engine.train import Config, fit
+from cfxl.proof.verify import verify
+from cfxl.excel import macros
+from cfxl.excel.update import FileBook, LiveBook, cell_ref
+from cfxl.sheets.book import cell, write_atomic
+from cfxl.sheets.graddesc import sheet_layout, write_graddesc_sheets
 
 if importlib.util.find_spec("xlwings") is None:
     pytest.skip("a macro workbook's VBA project comes from the xlwings package, which is not "
@@ -58,8 +61,8 @@ def pristine(tmp_path_factory):
     epochs each: copy, then press buttons."""
     folder = tmp_path_factory.mktemp("pristine")
     books = {}
-    for rules in linreg.RULES:
-        records = linreg.run(rules, epochs=EPOCHS)
+    for rules in graddesc.RULES:
+        records = graddesc.run(rules, epochs=EPOCHS)
 
         def build(book, records=records):
             write_graddesc_sheets(book, records, buttons=True)
@@ -69,8 +72,8 @@ def pristine(tmp_path_factory):
     return books
 
 
-def hyper(rules: str, opt: str) -> linreg.Hyper:
-    defaults = linreg.TORCH_DEFAULTS if rules == "torch" else linreg.LESSON_DEFAULTS
+def hyper(rules: str, opt: str) -> graddesc.Hyper:
+    defaults = graddesc.TORCH_DEFAULTS if rules == "torch" else graddesc.LESSON_DEFAULTS
     return replace(defaults[opt], epochs=EPOCHS)
 
 
@@ -127,14 +130,14 @@ def test_module_beside_the_book_runs_the_buttons(exported):
     source = exported.with_suffix(".py").read_text()
     tree = ast.parse(source)
     assert [n.name for n in tree.body if isinstance(n, ast.FunctionDef)] == ["main"]
-    assert "from cfxl.udfs import on_button" in source and "on_button()" in source
+    assert "from cfxl.excel.udfs import on_button" in source and "on_button()" in source
 
 
 def test_xlwings_conf_names_the_udf_module_and_keeps_the_notice(exported):
     wb = openpyxl.load_workbook(exported, read_only=True)
     ws = wb[macros.CONF_SHEET]
     rows = [r for r in ws.iter_rows(values_only=True)]
-    assert rows[0][:2] == ("UDF Modules", "cfxl.udfs") and rows[1][0] is None  # A1 down, no gap
+    assert rows[0][:2] == ("UDF Modules", "cfxl.excel.udfs") and rows[1][0] is None  # A1 down, no gap
     notes = "\n".join(r[3] for r in rows if len(r) > 3 and r[3])
     assert "Zoomer Analytics LLC" in notes and "BSD 3-clause" in notes
     assert wb["_cfxl"].sheet_state == "hidden"
@@ -180,16 +183,16 @@ def sheet_values(values: dict, r, key: str) -> np.ndarray:
     return np.array([values[cell(L.row(s), L.cols[key])] for s in range(r.n_steps)])
 
 
-@pytest.mark.parametrize("rules", linreg.RULES)
+@pytest.mark.parametrize("rules", graddesc.RULES)
 def test_resume_continues_one_longer_run_bit_for_bit(rules):
-    d = linreg.data()
-    fn = linreg.train if rules == "torch" else linreg.lesson
-    for opt in linreg.OPTIMIZERS:
+    d = graddesc.data()
+    fn = graddesc.train if rules == "torch" else graddesc.lesson
+    for opt in graddesc.OPTIMIZERS:
         if rules == "lesson" and opt == "adam_ann":
             continue  # its smallest-so-far restarts with each Run
         h = hyper(rules, opt)
         whole = fn(opt, d, replace(h, epochs=2 * h.epochs))
-        resumed, state = linreg.resume(fn(opt, d, h))
+        resumed, state = graddesc.resume(fn(opt, d, h))
         second = fn(opt, d, resumed, state=state)
         tail = slice(len(d.x) * h.epochs, None)
         for key in ("b", "a", "new_b", "new_a", "step", "lr", "err2", "grad"):
@@ -198,7 +201,7 @@ def test_resume_continues_one_longer_run_bit_for_bit(rules):
             assert np.array_equal(whole.state[key][tail], second.state[key]), (opt, key)
 
 
-@pytest.mark.parametrize("rules", linreg.RULES)
+@pytest.mark.parametrize("rules", graddesc.RULES)
 def test_run_continues_the_run_and_libreoffice_agrees(pristine, rules, tmp_path, engine):
     path = copy_book(pristine[rules], tmp_path)
     actions.apply(path, "run")  # every optimizer sheet, one Run each
@@ -210,11 +213,11 @@ def test_run_continues_the_run_and_libreoffice_agrees(pristine, rules, tmp_path,
     expected = {(row[0], row[1]): row[2] for row in
                 openpyxl.load_workbook(path, read_only=True)["_torch"].iter_rows(
                     min_row=2, values_only=True)}
-    d = linreg.data()
-    fn = linreg.train if rules == "torch" else linreg.lesson
+    d = graddesc.data()
+    fn = graddesc.train if rules == "torch" else graddesc.lesson
     for opt, name in SHEETS.items():
         if rules == "lesson" and opt == "adam_ann":
-            continue  # its smallest-so-far restarts with each Run (see cfxl.linreg.resume)
+            continue  # its smallest-so-far restarts with each Run (see cfxl.records.graddesc.resume)
         passes = 3 if opt == "adam" else 2
         h = hyper(rules, opt)
         whole = fn(opt, d, replace(h, epochs=passes * h.epochs))
@@ -233,9 +236,9 @@ def test_run_continues_the_run_and_libreoffice_agrees(pristine, rules, tmp_path,
 
 def test_run_starts_where_the_last_row_left_off(pristine, tmp_path):
     path = copy_book(pristine["torch"], tmp_path)
-    d = linreg.data()
-    first = linreg.train("adam", d, hyper("torch", "adam"))
-    _, state = linreg.resume(first)
+    d = graddesc.data()
+    first = graddesc.train("adam", d, hyper("torch", "adam"))
+    _, state = graddesc.resume(first)
     actions.apply(path, "run", "adam")
     L = sheet_layout(first)
     book = FileBook(path)
@@ -249,13 +252,13 @@ def test_run_starts_where_the_last_row_left_off(pristine, tmp_path):
 
 def test_run_follows_an_edited_setting(pristine, tmp_path):
     path = copy_book(pristine["torch"], tmp_path)
-    d = linreg.data()
-    L = sheet_layout(linreg.train("rmsprop", d, hyper("torch", "rmsprop")))
+    d = graddesc.data()
+    L = sheet_layout(graddesc.train("rmsprop", d, hyper("torch", "rmsprop")))
     book = FileBook(path)
     book.write("rmsprop", {L.params["lr"]: 0.05})
     book.save()
     actions.apply(path, "run", "rmsprop")
-    edited = linreg.train("rmsprop", d, replace(hyper("torch", "rmsprop"), lr=0.05))
+    edited = graddesc.train("rmsprop", d, replace(hyper("torch", "rmsprop"), lr=0.05))
     book = FileBook(path)
     assert book.value("rmsprop", *L.params["b0"]) == pytest.approx(edited.new_b[-1], rel=1e-15)
     assert book.value("rmsprop", *L.params["lr"]) == 0.05
@@ -264,7 +267,7 @@ def test_run_follows_an_edited_setting(pristine, tmp_path):
 def test_reset_undoes_runs_and_edits(pristine, tmp_path):
     path = copy_book(pristine["lesson"], tmp_path)
     actions.apply(path, "run")
-    L = sheet_layout(linreg.lesson("momentum", linreg.data(), hyper("lesson", "momentum")))
+    L = sheet_layout(graddesc.lesson("momentum", graddesc.data(), hyper("lesson", "momentum")))
     book = FileBook(path)
     book.write("momentum", {L.params["lr"]: 0.5, (L.start_row, L.cols["mom_b"]): 3.0})
     book.save()
@@ -375,7 +378,7 @@ def test_train_learns_the_ratings_sheet(collab, tmp_path):
     assert 999 in [r[0] for r in wb["users"].iter_rows(min_row=3, values_only=True)]
     settings = dict(wb["config"].iter_rows(min_row=3, max_col=2, values_only=True))
     assert settings["n_factors"] == 4 and settings["model_file"] == "collab.pt"
-    rows = serve.recommend(serve.load_model(book_path.with_suffix(".pt")), 999, 3)
+    rows = model_functions.recommend(model_functions.load_model(book_path.with_suffix(".pt")), 999, 3)
     assert len(rows) == 4 and 1 not in [r[0] for r in rows[1:]]  # rated by 999: left out
 
 
@@ -479,7 +482,7 @@ def test_live_refresh_writes_the_values_the_file_refresh_writes(collab, tmp_path
 
 def test_buttons_find_their_action_through_application_caller(pristine, tmp_path, monkeypatch):
     xw = pytest.importorskip("xlwings", reason="the excel extra (xlwings) is not installed")
-    from cfxl import udfs
+    from cfxl.excel import udfs
     path = copy_book(pristine["torch"], tmp_path)
     fake = FakeBook(path)
     fake.sheets.active = fake.sheets["adam"]

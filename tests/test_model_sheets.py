@@ -11,15 +11,15 @@ import pytest
 import torch
 
 import cfxl
-from cfxl.analysis import bias_rank, pca
-from cfxl.data import file_sha256, read_ratings, split
+from cfxl.records.analysis import bias_rank, pca
+from cfxl.data.ratings import file_sha256, read_ratings, split
 from cfxl.errors import CfxlError
-from cfxl.sample import AXES, load_planted
-from cfxl.tables import model_tables
-from cfxl.train import Config, fit
-from cfxl.xl.analysis_sheets import write_bias_rank, write_pca
-from cfxl.xl.book import write_atomic
-from cfxl.xl.model import write_model_sheets
+from cfxl.data.sample import AXES, load_planted
+from cfxl.records.model_tables import model_tables
+from cfxl.engine.train import Config, fit
+from cfxl.sheets.analysis_sheets import write_bias_rank, write_pca
+from cfxl.sheets.book import write_atomic
+from cfxl.sheets.model_sheets import write_model_sheets
 
 HOSTILE = ["=cmd|' /C calc'!A0", "+1", "-2", "@SUM(1)"]  # each would run as a formula if written raw
 GENRES = ["Action|Sci-Fi", "Drama|Romance", "Comedy|Children", "Horror|Thriller", "Drama", "Action"]

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from cfxl.models import DotProduct, EmbeddingDot, EmbeddingDotBias, EmbeddingNet, make_model, param_names
+from cfxl.engine.models import DotProduct, EmbeddingDot, EmbeddingDotBias, EmbeddingNet, make_model, param_names
 
 
 def test_dot_product_is_the_lessons_example():

@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 from openpyxl.worksheet.formula import ArrayFormula
 
-from cfxl import recalc as lo
+from cfxl.proof import recalc as lo
 from cfxl.cli import cli
 from cfxl.errors import CfxlError
-from cfxl.verify import add_torch_values, verify
+from cfxl.proof.verify import add_torch_values, verify
 
 rng = np.random.default_rng(0)
 X = rng.normal(size=(3, 3))  # A1:C3

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from cfxl.data import read_ratings
-from cfxl.sample import AXES, load_planted
-from cfxl.train import Config, fit
+from cfxl.data.ratings import read_ratings
+from cfxl.data.sample import AXES, load_planted
+from cfxl.engine.train import Config, fit
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,9 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.formula import ArrayFormula
 
 from cfxl.cli import cli
-from cfxl.diff import diff, format_diff
+from cfxl.proof.diff import diff, format_diff
 from cfxl.errors import CfxlError
-from cfxl.snapshot import load, parse, snapshot
+from cfxl.proof.snapshot import load, parse, snapshot
 
 
 def make_workbook(path, *, change=None):

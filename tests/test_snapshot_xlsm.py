@@ -4,9 +4,9 @@ import zipfile
 
 import openpyxl
 
-from cfxl.diff import diff, format_diff
-from cfxl.ooxml import _control_buttons
-from cfxl.snapshot import snapshot
+from cfxl.proof.diff import diff, format_diff
+from cfxl.proof.parts import _control_buttons
+from cfxl.proof.snapshot import snapshot
 
 VML = """<xml xmlns:v="urn:schemas-microsoft-com:vml" xmlns:o="urn:schemas-microsoft-com:office:office"
  xmlns:x="urn:schemas-microsoft-com:office:excel">

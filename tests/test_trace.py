@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from cfxl.trace import Recorder
-from cfxl.train import Config, fit
+from cfxl.engine.trace import Recorder
+from cfxl.engine.train import Config, fit
 
 
 def sgd(p, g, s, h, t):
@@ -39,7 +39,7 @@ LRS = {"sgd": 0.5, "momentum": 0.2, "adam": 0.05, "rmsprop": 0.01, "adagrad": 0.
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    from cfxl.data import read_ratings
+    from cfxl.data.ratings import read_ratings
 
     rng = np.random.default_rng(1)
     path = tmp_path_factory.mktemp("trace") / "ratings.csv"

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from cfxl import checkpoint
-from cfxl.data import read_ratings
+from cfxl.engine import checkpoint
+from cfxl.data.ratings import read_ratings
 from cfxl.errors import CfxlError
-from cfxl.trace import Recorder
-from cfxl.train import Config, fit, make_optimizers
+from cfxl.engine.trace import Recorder
+from cfxl.engine.train import Config, fit, make_optimizers
 
 
 @pytest.fixture(scope="module")

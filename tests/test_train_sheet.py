@@ -10,17 +10,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cfxl.cfsteps import PARAMS
-from cfxl.data import read_ratings
+from cfxl.records.cf_steps import PARAMS
+from cfxl.data.ratings import read_ratings
 from cfxl.errors import CfxlError
-from cfxl.mirror import lesson_records, lesson_slice
-from cfxl.models import EmbeddingDotBias
-from cfxl.recalc import recalc
-from cfxl.unrolled import N_FACTORS, STEPS, Hyper, unrolled_records
-from cfxl.verify import verify
-from cfxl.xl.book import cell, write_atomic
-from cfxl.xl.train_layout import FRAMES, TrainLayout
-from cfxl.xl.train_sheet import SHEET, write_train_sheet
+from cfxl.records.lesson import lesson_records, lesson_slice
+from cfxl.engine.models import EmbeddingDotBias
+from cfxl.proof.recalc import recalc
+from cfxl.records.unrolled import N_FACTORS, STEPS, Hyper, unrolled_records
+from cfxl.proof.verify import verify
+from cfxl.sheets.book import cell, write_atomic
+from cfxl.sheets.unrolled_layout import FRAMES, TrainLayout
+from cfxl.sheets.unrolled import SHEET, write_train_sheet
 
 RTOL = 1e-12
 # Edits tried on the written (Adam) sheet: an lr; a switch to SGD; to momentum with weight decay.

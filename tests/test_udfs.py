@@ -15,11 +15,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cfxl import cellfuncs, checkpoint, serve
-from cfxl.data import read_ratings
-from cfxl.models import param_names
-from cfxl.models import sigmoid_range as torch_sigmoid_range
-from cfxl.train import Config, fit
+from cfxl.excel import functions
+from cfxl.engine import checkpoint
+from cfxl.excel import model_functions
+from cfxl.data.ratings import read_ratings
+from cfxl.engine.models import param_names
+from cfxl.engine.models import sigmoid_range as torch_sigmoid_range
+from cfxl.engine.train import Config, fit
 
 TOL = 1e-12
 
@@ -54,17 +56,17 @@ def test_predict_equals_trained_predict(model):
     path, trained, ratings = model
     frame = ratings.frame()
     users, movies = frame["userId"].to_numpy()[:25], frame["movieId"].to_numpy()[:25]
-    got = serve.predict(serve.load_model(path), users.reshape(-1, 1).tolist(),
+    got = model_functions.predict(model_functions.load_model(path), users.reshape(-1, 1).tolist(),
                         movies.reshape(-1, 1).tolist())
     want = trained.predict(users, movies).tolist()
     assert np.array(got, dtype=float).reshape(-1).tolist() == want
-    one = serve.predict(serve.load_model(path), float(users[0]), float(movies[0]))  # Excel's 1.0
+    one = model_functions.predict(model_functions.load_model(path), float(users[0]), float(movies[0]))  # Excel's 1.0
     assert one == float(trained.predict(users[:1], movies[:1])[0])
 
 
 def test_predict_broadcasts_a_column_of_users_against_a_row_of_movies(model):
     path, trained, _ = model
-    got = serve.predict(serve.load_model(path), [[1], [2], [3]], [[1, 2, 3, 4]])
+    got = model_functions.predict(model_functions.load_model(path), [[1], [2], [3]], [[1, 2, 3, 4]])
     got = np.array(got, dtype=float)
     want = trained.predict(np.repeat([1, 2, 3], 4), np.tile([1, 2, 3, 4], 3)).reshape(3, 4)
     assert got.shape == (3, 4)
@@ -73,7 +75,7 @@ def test_predict_broadcasts_a_column_of_users_against_a_row_of_movies(model):
 
 def test_predict_unknown_and_blank_ids_cell_by_cell(model):
     path, trained, _ = model
-    got = serve.predict(serve.load_model(path), [[1], [999], [None]], [[2], [2], [2]])
+    got = model_functions.predict(model_functions.load_model(path), [[1], [999], [None]], [[2], [2], [2]])
     assert got[0][0] == pytest.approx(float(trained.predict([1], [2])[0]), rel=1e-6)
     assert got[1][0].startswith("#N/A user id 999 is unknown")
     assert got[2][0] == ""
@@ -81,7 +83,7 @@ def test_predict_unknown_and_blank_ids_cell_by_cell(model):
 
 def test_recommend_is_the_top_of_the_predictions_less_the_seen(model):
     path, trained, ratings = model
-    rows = serve.recommend(serve.load_model(path), 3, 5, True)
+    rows = model_functions.recommend(model_functions.load_model(path), 3, 5, True)
     assert rows[0] == ["movieId", "title", "predicted"]
     seen = set(ratings.frame().query("userId == 3")["movieId"])
     movies = trained.movies.ids
@@ -90,13 +92,13 @@ def test_recommend_is_the_top_of_the_predictions_less_the_seen(model):
     assert [r[0] for r in rows[1:]] == want
     assert rows[1][1] == f"Film {want[0]} (19{want[0] + 50})"
     assert [r[2] for r in rows[1:]] == pytest.approx(sorted(scores[np.isin(movies, want)])[::-1])
-    everything = serve.recommend(serve.load_model(path), 3, 5, False)
+    everything = model_functions.recommend(model_functions.load_model(path), 3, 5, False)
     assert everything[1][0] == movies[np.argmax(scores)]
 
 
 def test_similar_is_cosine_of_the_movie_factors(model):
     path, trained, _ = model
-    rows = serve.similar(serve.load_model(path), 7, 3)
+    rows = model_functions.similar(model_functions.load_model(path), 7, 3)
     w = F.normalize(param_names(trained.model)["i_weight"].detach().double(), dim=1)
     i = trained.movies.index(7)
     cos = (w @ w[i]).numpy()
@@ -109,25 +111,25 @@ def test_similar_is_cosine_of_the_movie_factors(model):
 def test_a_changed_model_file_is_loaded_again(model, tmp_path):
     path, trained, ratings = model
     copy = checkpoint.save(trained, tmp_path / "m.pt")
-    first = serve.load_model(copy)
-    assert serve.load_model(copy) is first  # cached
+    first = model_functions.load_model(copy)
+    assert model_functions.load_model(copy) is first  # cached
     other = fit(Config(n_factors=3, epochs=1, bs=32, seed=7), ratings, progress=False)
     time.sleep(0.01)
     checkpoint.save(other, copy, overwrite=True)
-    second = serve.load_model(copy)
+    second = model_functions.load_model(copy)
     assert second is not first and second.config.n_factors == 3
 
 
 def test_model_file_from_the_environment_and_the_workbook_folder(model, tmp_path, monkeypatch):
     path, _, _ = model
-    monkeypatch.setenv(serve.MODEL_ENV, str(path))
-    assert serve.model_file(None) == path
-    monkeypatch.delenv(serve.MODEL_ENV)
+    monkeypatch.setenv(model_functions.MODEL_ENV, str(path))
+    assert model_functions.model_file(None) == path
+    monkeypatch.delenv(model_functions.MODEL_ENV)
     with pytest.raises(Exception, match="no model file"):
-        serve.model_file("")
+        model_functions.model_file("")
     monkeypatch.syspath_prepend(str(path.parent))  # xlwings puts the workbook's folder here
     monkeypatch.chdir(tmp_path)
-    assert serve.model_file(path.name) == path.parent / path.name
+    assert model_functions.model_file(path.name) == path.parent / path.name
 
 
 # ------------------------------------------------------------------ building blocks
@@ -135,14 +137,14 @@ def test_model_file_from_the_environment_and_the_workbook_folder(model, tmp_path
 
 def test_dot_and_sigmoid_range_are_the_models():
     u, m = [[0.1, -0.2, 0.3]], [[1.5], [2.0], [-0.5]]  # a row against a column
-    assert cellfuncs.dot(u, m) == float(torch.tensor([0.1, -0.2, 0.3], dtype=torch.float64)
+    assert functions.dot(u, m) == float(torch.tensor([0.1, -0.2, 0.3], dtype=torch.float64)
                                     @ torch.tensor([1.5, 2.0, -0.5], dtype=torch.float64))
-    rows = cellfuncs.dot([[1.0, 2.0], [3.0, 4.0]], [[5.0, 6.0], [7.0, 8.0]])  # DotProduct, row-wise
+    rows = functions.dot([[1.0, 2.0], [3.0, 4.0]], [[5.0, 6.0], [7.0, 8.0]])  # DotProduct, row-wise
     assert rows == [[17.0], [53.0]]
     x = [[-2.0, 0.0, 3.5]]
     want = torch_sigmoid_range(torch.tensor(x, dtype=torch.float64), 0.5, 5.0).tolist()
-    assert cellfuncs.sigmoid_range(x, 0.5, 5.0) == want
-    assert cellfuncs.sigmoid_range(0.0, 0.5, 5.0) == 2.75
+    assert functions.sigmoid_range(x, 0.5, 5.0) == want
+    assert functions.sigmoid_range(0.0, 0.5, 5.0) == 2.75
 
 
 # ------------------------------------------------------------------ torch.optim steps
@@ -175,7 +177,7 @@ def torch_run(p0, grads, make):
 
 def test_sgd_step_equals_torch_sgd():
     p0, grads, ours = chained(
-        5, lambda p, g, s: cellfuncs.sgd_step(p, g, lr=0.1, weight_decay=0.01), None)
+        5, lambda p, g, s: functions.sgd_step(p, g, lr=0.1, weight_decay=0.01), None)
     theirs = torch_run(p0, grads, lambda ps: torch.optim.SGD(ps, lr=0.1, weight_decay=0.01,
                                                              foreach=False))
     for row, (value, _) in zip(ours, theirs):
@@ -186,7 +188,7 @@ def test_sgd_step_equals_torch_sgd():
 def test_momentum_step_equals_torch_sgd_with_momentum(dampening, nesterov):
     def step(p, g, s):
         buf = [[None]] * 3 if s is None else s[:, :1].tolist()  # blank: torch's first step
-        return cellfuncs.sgd_step(p, g, lr=0.05, momentum=0.9, buf=buf, dampening=dampening,
+        return functions.sgd_step(p, g, lr=0.05, momentum=0.9, buf=buf, dampening=dampening,
                               weight_decay=0.01, nesterov=nesterov)
     p0, grads, ours = chained(6, step, None)
     theirs = torch_run(p0, grads, lambda ps: torch.optim.SGD(
@@ -200,7 +202,7 @@ def test_momentum_step_equals_torch_sgd_with_momentum(dampening, nesterov):
 def test_adam_step_equals_torch_adam():
     def step(p, g, s):
         m, v, t = (np.zeros(3), np.zeros(3), 0.0) if s is None else (s[:, 0], s[:, 1], s[0, 2])
-        return cellfuncs.adam_step(p, g, m.reshape(-1, 1).tolist(), v.tolist(), lr=0.01,
+        return functions.adam_step(p, g, m.reshape(-1, 1).tolist(), v.tolist(), lr=0.01,
                                betas=[[0.8, 0.95]], eps=1e-6, weight_decay=0.02, state_step=t)
     p0, grads, ours = chained(7, step, None)
     theirs = torch_run(p0, grads, lambda ps: torch.optim.Adam(
@@ -219,16 +221,16 @@ def test_train_reads_long_format_and_crosstab_alike():
     long = [["userId", "movieId", "rating"], [1, 10, 4.0], [1, 20, 2.0], [2, 10, 5.0],
             [2, 30, 1.0], [3, 20, 3.0], [3, 30, 4.5]]
     cross = [[None, 10, 20, 30], [1, 4.0, 2.0, None], [2, 5.0, None, 1.0], [3, None, 3.0, 4.5]]
-    a = cellfuncs.train_table(long, 2, 50, 0.1)
-    b = cellfuncs.train_table(cross, 2, 50, 0.1)
+    a = functions.train_table(long, 2, 50, 0.1)
+    b = functions.train_table(cross, 2, 50, 0.1)
     assert a == b
     assert a[0] == ["userId", "bias", "f1", "f2"] and [r[0] for r in a[1:4]] == [1, 2, 3]
     assert a[4] == ["movieId", "bias", "f1", "f2"] and [r[0] for r in a[5:8]] == [10, 20, 30]
     assert a[-1][0] == "rmse" and a[-1][1] < 1.0
-    assert cellfuncs.train_table(long, 2, 50, 0.1) == a  # seeded
-    assert cellfuncs.train_table(long[1:], 2, 50, 0.1) == a  # no header row
+    assert functions.train_table(long, 2, 50, 0.1) == a  # seeded
+    assert functions.train_table(long[1:], 2, 50, 0.1) == a  # no header row
     labelled = [["user \\ movie", 10, 20]] + [row[:3] for row in cross[1:]]  # two movies
-    assert [r[0] for r in cellfuncs.train_table(labelled, 2, 5)[:4]] == ["userId", 1, 2, 3]
+    assert [r[0] for r in functions.train_table(labelled, 2, 5)[:4]] == ["userId", 1, 2, 3]
 
 
 # ------------------------------------------------------------------ the xlwings wrappers
@@ -237,17 +239,17 @@ def test_train_reads_long_format_and_crosstab_alike():
 @pytest.fixture(scope="module")
 def udfs():
     pytest.importorskip("xlwings", reason="the excel extra (xlwings) is not installed: "
-                                          "pip install -e '.[excel]' to test cfxl.udfs")
-    from cfxl import udfs
+                                          "pip install -e '.[excel]' to test cfxl.excel.udfs")
+    from cfxl.excel import udfs
     return udfs
 
 
 def test_wrappers_return_what_the_library_computes(udfs, model):
     path, trained, _ = model
     m = str(path)
-    assert udfs.cfxl_predict([[1]], [[2]], m) == serve.predict(trained, 1, 2)
-    assert udfs.cfxl_recommend(1, 3, True, m) == serve.recommend(trained, 1, 3, True)
-    assert udfs.cfxl_similar(2, 4, m) == serve.similar(trained, 2, 4)
+    assert udfs.cfxl_predict([[1]], [[2]], m) == model_functions.predict(trained, 1, 2)
+    assert udfs.cfxl_recommend(1, 3, True, m) == model_functions.recommend(trained, 1, 3, True)
+    assert udfs.cfxl_similar(2, 4, m) == model_functions.similar(trained, 2, 4)
     assert udfs.cfxl_dot([[1.0, 2.0]], [[3.0, 4.0]]) == 11.0
     assert udfs.cfxl_sigmoid_range([[0.0]], 0, 1) == 0.5
     assert udfs.cfxl_sgd_step([[1.0]], [[2.0]], 0.1) == [[0.8]]
@@ -259,7 +261,7 @@ def test_wrappers_return_what_the_library_computes(udfs, model):
 def test_bad_arguments_give_error_values_not_tracebacks(udfs, model, monkeypatch):
     path, _, _ = model
     m = str(path)
-    monkeypatch.delenv(serve.MODEL_ENV, raising=False)
+    monkeypatch.delenv(model_functions.MODEL_ENV, raising=False)
     cases = {
         udfs.cfxl_predict: ([[1]], [[999]], m),
         udfs.cfxl_recommend: (999, 5, True, m),
@@ -295,7 +297,7 @@ SERVER_SCRIPT = r"""
 import asyncio, json, sys
 import xlwings as xw
 from xlwings.server import custom_functions_call, custom_functions_meta
-import cfxl.udfs as udfs
+import cfxl.excel.udfs as udfs
 
 def call(name, *args):
     payload = {"client": "Office.js", "func_name": name, "args": [list(a) for a in args],
@@ -329,11 +331,11 @@ def test_udfs_through_xlwings_server_dispatch(udfs, model, tmp_path):
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert "CFXL_PREDICT" in [n.upper() for n in out["names"]]
-    want = serve.predict(trained, [[1], [2]], [[3, 4]])
+    want = model_functions.predict(trained, [[1], [2]], [[3, 4]])
     np.testing.assert_allclose(np.array(out["predict"], dtype=float), want, rtol=1e-6)
     assert str(out["unknown"]).find("#N/A user id 999") >= 0
-    want = cellfuncs.sgd_step([[1.0, 2.0]], [[0.5], [0.25]], lr=0.1, weight_decay=0.01)
+    want = functions.sgd_step([[1.0, 2.0]], [[0.5], [0.25]], lr=0.1, weight_decay=0.01)
     np.testing.assert_allclose(np.array(out["sgd"], dtype=float), want, rtol=TOL)
     np.testing.assert_allclose(np.array(out["adam"], dtype=float)[0],
-                               cellfuncs.adam_step([[1.0]], [[2.0]], [[0.0]], [[0.0]], lr=0.1,
+                               functions.adam_step([[1.0]], [[2.0]], [[0.0]], [[0.0]], lr=0.1,
                                                betas=[[0.9, 0.99]])[0], rtol=TOL)

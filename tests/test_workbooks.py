@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from cfxl.data import read_ratings
-from cfxl.demo import WORKBOOK_MODEL, lesson_config, write_workbooks
-from cfxl.diff import diff, format_diff
-from cfxl.train import fit
+from cfxl.data.ratings import read_ratings
+from cfxl.workbooks import WORKBOOK_MODEL, lesson_config, write_workbooks
+from cfxl.proof.diff import diff, format_diff
+from cfxl.engine.train import fit
 
 WORKBOOKS = Path(__file__).parent.parent / "workbooks"
 # Training runs thousands of float32 steps: another CPU may round the last bits differently,

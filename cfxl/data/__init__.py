@@ -1,0 +1,1 @@
+"""Ratings in: MovieLens files in every layout, the embedded sample, downloads (numpy, pandas)."""

@@ -1,0 +1,275 @@
+"""Training: a frozen Config, torch.optim optimizers, lr schedules, and fit() over index tensors.
+
+No DataLoader: the rating index tensors live on the device, each epoch draws one permutation
+and the loop slices it, which is what makes training fast on both CPU and GPU.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from cfxl.data.ratings import IdMap, Ratings, file_sha256, split
+from cfxl.errors import CfxlError
+from cfxl.engine.models import MODELS, make_model
+from cfxl.engine.optim import OPTIMIZERS, torch_optimizer
+
+SPARSE_OPTIMIZERS = ("sgd", "adagrad", "adam")  # adam becomes torch's SparseAdam
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of a training run; the CLI options map one to one onto these fields."""
+
+    model: str = "dotbias"       # dot | dotbias | net (the lesson's three trainable models)
+    n_factors: int = 50          # the lesson's n_factors
+    epochs: int = 3              # ignored by a staged schedule, which carries its own epochs
+    bs: int = 64                 # the lesson's batch size; 4096 and up is much faster
+    opt: str = "adam"            # one of OPTIMIZERS: torch.optim's own classes
+    lr: float = 1e-2
+    wd: float = 0.0              # L2 weight decay, added to the gradient as torch.optim does
+    momentum: float = 0.9        # for opt="momentum" (SGD with momentum, dampening 0)
+    betas: tuple[float, float] = (0.9, 0.999)  # torch's Adam defaults
+    alpha: float = 0.99          # RMSprop's smoothing constant, torch's default
+    eps: float = 1e-8            # Adam/RMSprop eps (Adagrad uses 1e-10, torch's default, if left)
+    schedule: str = "constant"   # constant | "3@0.1,3@0.01" stages | sgdr | onecycle
+    cycle_len: int = 1           # SGDR: epochs in the first cycle
+    cycle_mult: int = 2          # SGDR: each cycle this many times longer than the last
+    val_pct: float = 0.2         # fastai's get_cv_idxs default
+    seed: int = 42               # one seed for init, split and batch order
+    device: str = "auto"         # auto picks cuda when available
+    dtype: str = "float32"       # float64 for the mirrored spreadsheet models
+    sparse: bool = False         # CPU fast path: sparse embedding gradients, lazy updates
+    nh: int = 10                 # EmbeddingNet hidden units, dropout as in the lesson
+    p1: float = 0.05
+    p2: float = 0.5
+
+    def __post_init__(self):
+        if self.model not in MODELS:
+            raise CfxlError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+        allowed = SPARSE_OPTIMIZERS if self.sparse else OPTIMIZERS
+        if self.opt not in allowed:
+            why = " with --sparse (torch has no sparse version of the others)" if self.sparse else ""
+            raise CfxlError(f"unknown optimizer {self.opt!r}{why}; choose one of {', '.join(allowed)}")
+        if self.dtype not in ("float32", "float64"):
+            raise CfxlError(f"dtype must be float32 or float64, not {self.dtype!r}")
+        for name in ("n_factors", "epochs", "bs", "cycle_len", "cycle_mult"):
+            if getattr(self, name) < 1:
+                raise CfxlError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if not 0 <= self.val_pct < 1:
+            raise CfxlError(f"val_pct must be in [0, 1), not {self.val_pct}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise CfxlError(f"lr must be a positive number, not {self.lr}")
+        self.stages  # parses the schedule, raising on a bad one
+
+    @property
+    def stages(self) -> list[tuple[int, float]] | None:
+        """The staged schedule `3@0.1,3@0.01` as [(epochs, lr), ...]; None for other schedules."""
+        if self.schedule in ("constant", "sgdr", "onecycle"):
+            return None
+        try:
+            stages = [(int(n), float(lr)) for n, lr in
+                      (part.split("@") for part in self.schedule.split(","))]
+        except ValueError:
+            raise CfxlError(f"bad schedule {self.schedule!r}: use constant, sgdr, onecycle, or "
+                            "stages like 3@0.1,3@0.01 (epochs@lr)") from None
+        if any(n < 1 or lr <= 0 for n, lr in stages):
+            raise CfxlError(f"bad schedule {self.schedule!r}: each stage needs epochs >= 1 and lr > 0")
+        return stages
+
+    @property
+    def n_epochs(self) -> int:
+        return sum(n for n, _ in self.stages) if self.stages else self.epochs
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Config:
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        if "betas" in d:
+            d["betas"] = tuple(d["betas"])
+        return cls(**d)
+
+
+@dataclass
+class Trained:
+    """A trained model with everything needed to explain it: maps, titles, history, provenance."""
+
+    model: nn.Module
+    config: Config
+    users: IdMap
+    movies: IdMap
+    y_range: tuple[float, float]
+    history: list[dict] = field(default_factory=list)
+    titles: object = None        # pd.DataFrame (index movieId; title, genres) or None
+    source: str = ""
+    sha256: str = ""
+    device: str = "cpu"
+    trace: object = None         # cfxl.engine.trace.Trace when a recorder was given
+
+    @torch.no_grad()
+    def predict(self, user_ids, movie_ids) -> np.ndarray:
+        """Predicted ratings for raw user and movie ids (arrays of equal length)."""
+        p = next(self.model.parameters())
+        u = torch.as_tensor(np.atleast_1d(self.users.index(user_ids)), device=p.device)
+        m = torch.as_tensor(np.atleast_1d(self.movies.index(movie_ids)), device=p.device)
+        self.model.eval()
+        return self.model(u, m).cpu().numpy()
+
+
+def resolve_device(device: str) -> torch.device:
+    """`auto` is cuda when torch sees a GPU, else cpu; anything else must be available."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CfxlError(f"device {device!r} asked for, but torch sees no CUDA GPU; use --device cpu")
+    return torch.device(device)
+
+
+def make_optimizers(config: Config, model: nn.Module) -> list[torch.optim.Optimizer]:
+    """torch.optim optimizers for the model: one, or two when sparse embeddings sit beside dense layers."""
+    c = config
+    params = list(model.parameters())
+    if c.sparse:
+        sparse = [p for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters()]
+        dense = [p for p in params if all(p is not s for s in sparse)]
+        cls = {"sgd": torch.optim.SGD, "adagrad": torch.optim.Adagrad,
+               "adam": torch.optim.SparseAdam}[c.opt]
+        kw = {"betas": c.betas, "eps": c.eps} if c.opt == "adam" else {}
+        opts = [cls(sparse, lr=c.lr, **kw)]
+        if dense:
+            opts.append(_dense_optimizer(c, dense))
+        return opts
+    return [_dense_optimizer(c, params)]
+
+
+def _dense_optimizer(c: Config, params) -> torch.optim.Optimizer:
+    return torch_optimizer(c.opt, params, lr=c.lr, momentum=c.momentum, alpha=c.alpha,
+                           betas=c.betas, eps=None if c.opt == "adagrad" else c.eps,
+                           weight_decay=c.wd)
+
+
+def make_scheduler(config: Config, opt: torch.optim.Optimizer, n_batches: int):
+    """torch's scheduler for the config's schedule, stepped once per batch; None when constant."""
+    sched = torch.optim.lr_scheduler
+    if config.schedule == "constant":
+        return None
+    if config.schedule == "sgdr":
+        return sched.CosineAnnealingWarmRestarts(opt, T_0=config.cycle_len * n_batches,
+                                                 T_mult=config.cycle_mult)
+    if config.schedule == "onecycle":
+        cycle_momentum = "momentum" in opt.defaults and opt.defaults["momentum"] > 0 \
+            or "betas" in opt.defaults
+        return sched.OneCycleLR(opt, max_lr=config.lr, total_steps=config.n_epochs * n_batches,
+                                cycle_momentum=cycle_momentum)
+    ends = np.cumsum([n for n, _ in config.stages]) * n_batches
+    lrs = [lr / config.lr for _, lr in config.stages]
+    return sched.LambdaLR(opt, lambda it: lrs[min(int(np.searchsorted(ends, it, "right")),
+                                                   len(lrs) - 1)])
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, u: torch.Tensor, m: torch.Tensor, y: torch.Tensor,
+             chunk: int = 1 << 18) -> float:
+    """Mean squared error over all given ratings, in eval mode (dropout off)."""
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=y.device)
+    for i in range(0, len(y), chunk):
+        diff = model(u[i:i + chunk], m[i:i + chunk]) - y[i:i + chunk]  # (chunk,)
+        total += diff.double().square().sum()
+    return float(total) / max(len(y), 1)
+
+
+def _lazy_weight_decay(model: nn.Module, users: torch.Tensor, movies: torch.Tensor,
+                       wd: float) -> torch.Tensor:
+    """L2 on the embedding rows this batch touches: sparse optimizers cannot decay whole tables."""
+    penalty = 0.0
+    for name, e in model.named_children():
+        if isinstance(e, nn.Embedding):
+            rows = e(users if name.startswith("u_") else movies)  # (batch, k)
+            penalty = penalty + rows.square().sum()
+    return 0.5 * wd * penalty / len(users)
+
+
+def fit(config: Config, ratings: Ratings, *, recorder=None, progress: bool | None = None,
+        on_epoch=None) -> Trained:
+    """Train `config.model` on `ratings`; `progress=None` shows a bar only on a terminal."""
+    c = config
+    torch.manual_seed(c.seed)
+    device, dtype = resolve_device(c.device), getattr(torch, c.dtype)
+    train_idx, val_idx = split(len(ratings), c.val_pct, c.seed)
+    u_all = torch.tensor(ratings.user_idx, dtype=torch.int64)  # (n,)
+    m_all = torch.tensor(ratings.movie_idx, dtype=torch.int64)  # (n,)
+    y_all = torch.tensor(ratings.rating, dtype=dtype)  # (n,)
+    tr, va = torch.from_numpy(train_idx), torch.from_numpy(val_idx)
+    u_tr, m_tr, y_tr = (t[tr].to(device) for t in (u_all, m_all, y_all))
+    u_va, m_va, y_va = (t[va].to(device) for t in (u_all, m_all, y_all))
+
+    y_range = ratings.rating_range
+    model = make_model(c.model, ratings.n_users, ratings.n_movies, c.n_factors, y_range=y_range,
+                       nh=c.nh, p1=c.p1, p2=c.p2, sparse=c.sparse).to(device=device, dtype=dtype)
+    opts = make_optimizers(c, model)
+    if recorder is not None and len(opts) != 1:
+        raise CfxlError("recording needs one optimizer: turn off --sparse to trace a run")
+    n_train = len(y_tr)
+    n_batches = max(1, math.ceil(n_train / c.bs))
+    scheds = [s for s in (make_scheduler(c, o, n_batches) for o in opts) if s is not None]
+    gen = torch.Generator().manual_seed(c.seed)  # batch order, the same on CPU and GPU
+    history: list[dict] = []
+
+    for epoch in range(1, c.n_epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        perm = torch.randperm(n_train, generator=gen).to(device)  # (n_train,)
+        ub, mb, yb = u_tr[perm], m_tr[perm], y_tr[perm]
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        lr = opts[0].param_groups[0]["lr"]
+        bar = tqdm(range(0, n_train, c.bs), desc=f"epoch {epoch}/{c.n_epochs}", unit="batch",
+                   leave=False, disable=None if progress is None else not progress)
+        for k, i in enumerate(bar):
+            users, movies, y = ub[i:i + c.bs], mb[i:i + c.bs], yb[i:i + c.bs]
+            lr = opts[0].param_groups[0]["lr"]
+            loss = F.mse_loss(model(users, movies), y)
+            objective = loss + _lazy_weight_decay(model, users, movies, c.wd) \
+                if c.sparse and c.wd else loss
+            for o in opts:
+                o.zero_grad(set_to_none=True)
+            objective.backward()
+            if recorder is not None:
+                recorder.before_step(model, opts[0], loss)
+            for o in opts:
+                o.step()
+            if recorder is not None:
+                recorder.after_step(model, opts[0])
+            for s in scheds:
+                s.step()
+            total += loss.detach().double() * len(y)
+            if k % 50 == 49:
+                bar.set_postfix(loss=f"{float(total) / min(i + c.bs, n_train):.4f}")
+        bar.close()
+        train_loss = float(total) / n_train
+        if not math.isfinite(train_loss):
+            raise CfxlError(f"training diverged in epoch {epoch}: the loss became {train_loss}; "
+                            f"try a smaller learning rate than {lr:g} (for example --lr {lr / 10:g})")
+        val_loss = evaluate(model, u_va, m_va, y_va) if len(y_va) else float("nan")
+        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                        "val_rmse": math.sqrt(val_loss), "lr": lr,
+                        "seconds": time.perf_counter() - t0})
+        if on_epoch is not None:
+            on_epoch(history[-1])
+
+    return Trained(model=model, config=c, users=ratings.users, movies=ratings.movies,
+                   y_range=y_range, history=history, titles=ratings.titles,
+                   source=str(ratings.source), sha256=file_sha256(ratings.source),
+                   device=str(device), trace=None if recorder is None else recorder.result())

@@ -1,0 +1,1 @@
+"""Proof that a workbook says what torch says: LibreOffice recalculation, verification, snapshots, diffs."""

@@ -1,0 +1,358 @@
+"""The lesson's line, y = a*x + b: its data, a two-parameter model trained one row at a time by
+torch.optim and traced, and the lesson's own spreadsheet rules in numpy (graddesc.xlsm).
+
+Everything returned is plain numpy (`LinregRecords`), so the workbook layer never needs torch.
+Parameters are ordered (b, a) throughout: state arrays are (steps, 2), column 0 the intercept b.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from cfxl.engine.optim import torch_optimizer
+from cfxl.engine.trace import Recorder
+
+TRUE_B, TRUE_A = 30.0, 2.0  # the lesson's "a=2, b=30"
+PARAMS = ("b", "a")
+OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adam_ann")
+SHEETS = {"sgd": "basic SGD", "momentum": "momentum", "adagrad": "adagrad", "rmsprop": "rmsprop",
+          "adam": "adam", "adam_ann": "adam_ann"}
+RULES = ("torch", "lesson")
+# the 29 x values pasted into every optimiser sheet of the lesson's graddesc.xlsm
+LESSON_X = (14, 86, 28, 51, 28, 29, 72, 62, 84, 15, 42, 62, 47, 35, 9, 38, 44, 99, 13, 21, 28,
+            20, 8, 64, 99, 70, 27, 17, 8)
+# the lesson's Reset button writes these before its first pass: mean squares and adagrad's
+# gradient norms start at 10000 (so the first steps are small), momentum averages at 0
+LESSON_RESET = 10000.0
+ANNEAL_RATIO, ANNEAL_DIVISOR = 2.0, 4.0  # lesson adam_ann: lr / 4 when the gradients grow 2x
+
+
+@dataclass(frozen=True)
+class LineData:
+    """x, and the true a and b that make y; y = b + x*a, as the data sheet computes it."""
+
+    x: np.ndarray  # (n,) float64 integers
+    b: float = TRUE_B
+    a: float = TRUE_A
+    seed: int | None = None  # None: the lesson's pasted rows
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.b + self.x * self.a  # (n,)
+
+
+def data(n: int = 29, seed: int = 42, *, b: float = TRUE_B, a: float = TRUE_A) -> LineData:
+    """n seeded random integers 1..100 as x (the lesson's RANDBETWEEN(1,100)), y = b + x*a."""
+    if n < 1:
+        raise ValueError(f"need at least one row, got n={n}")
+    x = np.random.default_rng(seed).integers(1, 101, size=n).astype(np.float64)
+    return LineData(x, b, a, seed)
+
+
+def lesson_data() -> LineData:
+    """The lesson's own 29 rows (x from LESSON_X, y = 2x + 30)."""
+    return LineData(np.array(LESSON_X, dtype=np.float64))
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """One optimizer sheet's settings; fields an optimizer does not use are ignored."""
+
+    lr: float
+    epochs: int = 5
+    momentum: float = 0.0          # SGD's momentum; the lesson's momentum beta
+    alpha: float = 0.99            # RMSprop's decay of square_avg; the lesson's rmsprop beta
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam's (torch's defaults)
+    eps: float = 1e-8              # RMSprop and Adam; Adagrad uses torch's 1e-10
+    weight_decay: float = 0.0      # L2, added to the gradient as torch.optim does
+    gamma: float = 1.0             # adam_ann: StepLR's factor, applied after each epoch
+    start: tuple[float, float] = (1.0, 1.0)  # (b, a) before the first step, the lesson's guesses
+
+
+# torch's rules: lr 1e-4 for plain SGD as the lesson; the others sized so that b (which must move
+# from 1 to 30) gets close within the epochs shown while a settles near 2 without diverging
+TORCH_DEFAULTS = {
+    "sgd": Hyper(lr=1e-4),
+    "momentum": Hyper(lr=1e-5, momentum=0.9),  # torch sums, the lesson averages: lr/10 is alike
+    "adagrad": Hyper(lr=3.0, eps=1e-10, epochs=8),
+    "rmsprop": Hyper(lr=0.1, alpha=0.9, epochs=8),
+    "adam": Hyper(lr=0.5, betas=(0.9, 0.99), epochs=8),
+    "adam_ann": Hyper(lr=1.0, betas=(0.9, 0.99), gamma=0.7, epochs=8),
+}
+# the lesson's own settings (lesson-workbooks.md §3.4-3.11)
+LESSON_DEFAULTS = {
+    "sgd": Hyper(lr=1e-4),
+    "momentum": Hyper(lr=1e-4, momentum=0.9),
+    "adagrad": Hyper(lr=1e-3),
+    "rmsprop": Hyper(lr=0.02, alpha=0.9),
+    "adam": Hyper(lr=1.0, betas=(0.7, 0.9)),
+    "adam_ann": Hyper(lr=1.0, betas=(0.9, 0.95)),
+}
+
+
+@dataclass
+class LinregRecords:
+    """One optimizer's run, a row per step (epochs stacked); every array is float64."""
+
+    opt: str                      # one of OPTIMIZERS
+    rules: str                    # "torch" (torch.optim ran it) or "lesson" (numpy, the lesson's)
+    hyper: Hyper
+    epoch: np.ndarray             # (steps,) 1-based
+    step: np.ndarray              # (steps,) 1-based; torch's state "step" where it keeps one
+    x: np.ndarray                 # (steps,)
+    y: np.ndarray
+    b: np.ndarray                 # before the step
+    a: np.ndarray
+    pred: np.ndarray              # b + a*x
+    err2: np.ndarray              # (pred - y)^2, the loss of the step's one row
+    grad: np.ndarray              # (steps, 2) autograd's de/db, de/da
+    grad_used: np.ndarray         # (steps, 2) as the optimizer uses it: + weight_decay * value
+    state: dict[str, np.ndarray]  # after the step, torch's names (lesson: mom, ms, histgrad)
+    derived: dict[str, np.ndarray]  # (steps,) per-step numbers inside the update (bias corrections)
+    lr: np.ndarray                # (steps,) lr used
+    new_b: np.ndarray
+    new_a: np.ndarray
+    state_start: dict[str, np.ndarray] = field(default_factory=dict)  # (2,) before the first step
+    epoch_extra: dict[str, np.ndarray] = field(default_factory=dict)  # (epochs,) lesson adam_ann
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.x)
+
+    @property
+    def epoch_loss(self) -> np.ndarray:
+        """(epochs,) sqrt of the mean err2 over each epoch's rows: the sheet's loss column."""
+        return np.array([math.sqrt(math.fsum(self.err2[self.epoch == e]) / (self.epoch == e).sum())
+                         for e in range(1, int(self.epoch.max()) + 1)])
+
+
+@dataclass
+class GraddescRecords:
+    """What the graddesc workbook shows: the data, the rules, and one run per optimizer sheet."""
+
+    data: LineData
+    rules: str
+    runs: dict[str, LinregRecords]  # by optimizer key, in OPTIMIZERS order
+
+
+class Line(nn.Module):
+    """y = b + a*x with two scalar parameters, b (intercept) first as in the lesson's sheets."""
+
+    def __init__(self, b: float = 1.0, a: float = 1.0):
+        super().__init__()
+        self.b = nn.Parameter(torch.tensor(b, dtype=torch.float64))
+        self.a = nn.Parameter(torch.tensor(a, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b + self.a * x
+
+
+def make_optimizer(opt: str, params, h: Hyper) -> torch.optim.Optimizer:
+    """torch.optim's class for `opt` on the single-tensor path: the plain order of operations
+    the sheet's formulas follow (adam_ann is Adam; its schedule is applied per epoch)."""
+    if opt not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {opt!r}; choose one of {', '.join(OPTIMIZERS)}")
+    return torch_optimizer("adam" if opt == "adam_ann" else opt, params, lr=h.lr,
+                           momentum=h.momentum, alpha=h.alpha, betas=h.betas, eps=h.eps,
+                           weight_decay=h.weight_decay, single_tensor=True)
+
+
+def _settings(opt: str, hyper: Hyper | None, defaults: dict[str, Hyper]) -> Hyper:
+    """hyper, or the defaults' for opt; a clear error for an unknown optimizer or no epochs."""
+    if opt not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {opt!r}; choose one of {', '.join(OPTIMIZERS)}")
+    h = hyper or defaults[opt]
+    if h.epochs < 1:
+        raise ValueError(f"need at least one epoch, got {h.epochs}")
+    return h
+
+
+def train(opt: str, d: LineData, hyper: Hyper | None = None, *,
+          state: dict[str, np.ndarray] | None = None) -> LinregRecords:
+    """Train Line on d with torch.optim, batch size 1, one step per row, rows in order each epoch.
+
+    adam_ann multiplies the lr by hyper.gamma after each epoch (torch's StepLR, step_size=1).
+    state continues an earlier run (see `resume`): torch's state before the first step, each
+    entry (2,) for (b, a) under torch's names, and "step", the steps taken so far.
+    """
+    h = _settings(opt, hyper, TORCH_DEFAULTS)
+    model = Line(*h.start)
+    optimizer = make_optimizer(opt, model.parameters(), h)
+    step0 = _load_state(optimizer, model, state)
+    sched = (torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=h.gamma)
+             if opt == "adam_ann" else None)
+    rec = Recorder()
+    xs = torch.from_numpy(d.x)
+    ys = torch.from_numpy(d.y)
+    preds, epochs = [], []
+    for epoch in range(1, h.epochs + 1):
+        for x, y in zip(xs, ys):
+            optimizer.zero_grad(set_to_none=True)
+            pred = model(x)
+            loss = torch.nn.functional.mse_loss(pred, y)
+            loss.backward()
+            rec.before_step(model, optimizer, loss)
+            optimizer.step()
+            rec.after_step(model, optimizer)
+            preds.append(float(pred.detach()))
+            epochs.append(epoch)
+        if sched is not None:
+            sched.step()
+    t = rec.result()
+    pb, pa = t.params["b"], t.params["a"]
+    n = len(epochs)
+    state_after = {k: np.stack([pb.state[k], pa.state[k]], axis=1)
+                   for k in pb.state if k != "step"}
+    step = pb.state.get("step", step0 + np.arange(1, n + 1, dtype=np.float64))
+    derived = {}
+    if opt in ("adam", "adam_ann"):
+        beta1, beta2 = h.betas  # as torch's _single_tensor_adam computes them
+        derived = {"bias_correction1": np.array([1 - beta1 ** s for s in step]),
+                   "bias_correction2": np.array([1 - beta2 ** s for s in step])}
+    return LinregRecords(
+        opt=opt, rules="torch", hyper=h, epoch=np.array(epochs, dtype=np.int64), step=step,
+        x=np.tile(d.x, h.epochs), y=np.tile(d.y, h.epochs), b=pb.value, a=pa.value,
+        pred=np.array(preds), err2=t.loss, grad=_both(pb, pa, "grad"),
+        grad_used=_both(pb, pa, "grad_used"),
+        state=state_after, derived=derived, lr=t.lr, new_b=pb.value_after, new_a=pa.value_after,
+        state_start={k: np.zeros(2) if state is None else np.asarray(state[k], dtype=np.float64)
+                     for k in state_after})  # a fresh torch run starts every state at 0
+
+
+def _load_state(optimizer: torch.optim.Optimizer, model: Line, state: dict | None) -> float:
+    """Put a continued run's state into torch's optimizer; the steps taken so far."""
+    if not state:
+        return 0.0
+    step0 = float(state.get("step", 0.0))
+    for j, p in enumerate((model.b, model.a)):
+        entry = {k: torch.tensor(float(np.asarray(v)[j]), dtype=torch.float64)
+                 for k, v in state.items() if k != "step"}
+        if not isinstance(optimizer, torch.optim.SGD):  # SGD keeps no count; the others a
+            entry["step"] = torch.tensor(step0, dtype=torch.get_default_dtype())  # float tensor
+        optimizer.state[p].update(entry)
+    return step0
+
+
+def _both(pb, pa, key: str) -> np.ndarray:
+    """(steps, 2): b's and a's traced arrays side by side."""
+    return np.stack([getattr(pb, key), getattr(pa, key)], axis=1)
+
+
+def lesson(opt: str, d: LineData, hyper: Hyper | None = None, *, reset: float = LESSON_RESET,
+           state: dict[str, np.ndarray] | None = None) -> LinregRecords:
+    """The lesson's spreadsheet rules (lesson-workbooks.md §3.4-3.11), in numpy, in the order of
+    operations of its formulas, every row chained to the previous one across epochs:
+
+    - sgd: new = p - lr*g (as torch).
+    - momentum: mom = mom*beta + (1-beta)*g, an average; new = p - mom*lr.
+    - adagrad: per epoch, histgrad = sqrt(sum g^2)/count over the previous epoch's rows (`reset`
+      before the first); new = p - g*(lr/histgrad).
+    - rmsprop: new = p - g*lr/sqrt(ms of the PREVIOUS row); ms = ms*beta + (1-beta)*g^2.
+    - adam: mom and ms as above, this row's; new = p - mom*lr/sqrt(ms): no bias correction, no eps.
+    - adam_ann: adam; after each epoch lr /= ANNEAL_DIVISOR when sqrt(ms_b)+sqrt(ms_a) at the
+      epoch's end exceeds ANNEAL_RATIO times the smallest such value before it (start included).
+    Mean squares and histgrad start at `reset`, momentum averages at 0, as the Reset button sets;
+    state continues an earlier run (see `resume`): mom, ms, histgrad (2,) each, and "step".
+    """
+    h = _settings(opt, hyper, LESSON_DEFAULTS)
+    n, E = len(d.x), h.epochs
+    beta1, beta2 = (h.momentum, h.alpha) if opt in ("momentum", "rmsprop") else h.betas
+    p = np.array(h.start, dtype=np.float64)  # (2,) b, a
+    given = {k: np.asarray(v, dtype=np.float64) for k, v in (state or {}).items() if k != "step"}
+    start = {"mom": np.zeros(2), "ms": np.full(2, reset), "histgrad": np.full(2, reset)} | given
+    mom, ms, hist = start["mom"], start["ms"], start["histgrad"]
+    step0 = float((state or {}).get("step", 0.0))
+    lr = h.lr
+    low = math.sqrt(ms[0]) + math.sqrt(ms[1])  # adam_ann: the smallest sqrt(ms b)+sqrt(ms a)
+    extra = {"lr": [], "avg_grad2": [], "prev_grad2": [], "gradrat": []}
+    out: dict[str, list] = {k: [] for k in ("epoch", "x", "y", "b", "a", "pred", "err2", "grad",
+                                            "state", "lr", "new")}
+    for epoch in range(1, E + 1):
+        if opt == "adagrad" and epoch > 1:
+            g_prev = np.array(out["grad"][-n:])  # (n, 2) the previous epoch's gradients
+            hist = np.sqrt((g_prev * g_prev).sum(axis=0)) / n
+        extra["lr"].append(lr)
+        for x, y in zip(d.x, d.y):
+            b, a = p
+            pred = b + a * x
+            err2 = (pred - y) ** 2
+            gb = 2 * (pred - y)
+            g = np.array([gb, gb * x])
+            if opt == "momentum":
+                mom = mom * beta1 + (1 - beta1) * g
+                new, state = p - mom * lr, {"mom": mom}
+            elif opt == "adagrad":
+                new, state = p - g * (lr / hist), {"histgrad": hist}
+            elif opt == "rmsprop":
+                new = p - g * lr / np.sqrt(ms)
+                ms = ms * beta2 + (1 - beta2) * g ** 2
+                state = {"ms": ms}
+            elif opt in ("adam", "adam_ann"):
+                mom = mom * beta1 + (1 - beta1) * g
+                ms = ms * beta2 + (1 - beta2) * g ** 2
+                new, state = p - mom * lr / np.sqrt(ms), {"mom": mom, "ms": ms}
+            else:
+                new, state = p - g * lr, {}
+            for k, v in zip(out, (epoch, x, y, b, a, pred, err2, g, state, lr, new)):
+                out[k].append(v)
+            p = new
+        if opt == "adam_ann":
+            avg = math.sqrt(ms[0]) + math.sqrt(ms[1])
+            extra["avg_grad2"].append(avg)
+            extra["prev_grad2"].append(low)
+            extra["gradrat"].append(avg / low)
+            if avg / low > ANNEAL_RATIO:
+                lr = lr / ANNEAL_DIVISOR
+            low = min(low, avg)
+    grad = np.array(out["grad"])
+    new = np.array(out["new"])
+    keys = out["state"][0].keys()
+    return LinregRecords(
+        opt=opt, rules="lesson", hyper=h, epoch=np.array(out["epoch"], dtype=np.int64),
+        step=step0 + np.arange(1, n * E + 1, dtype=np.float64), x=np.array(out["x"]),
+        y=np.array(out["y"]),
+        b=np.array(out["b"]), a=np.array(out["a"]), pred=np.array(out["pred"]),
+        err2=np.array(out["err2"]), grad=grad, grad_used=grad,
+        state={k: np.array([s[k] for s in out["state"]]) for k in keys}, derived={},
+        lr=np.array(out["lr"]), new_b=new[:, 0], new_a=new[:, 1],
+        state_start={k: start[k] for k in keys},
+        epoch_extra={k: np.array(v) for k, v in extra.items()} if opt == "adam_ann" else {})
+
+
+def resume(r: LinregRecords) -> tuple[Hyper, dict[str, np.ndarray]]:
+    """Where r leaves off, as the settings and state that continue it (`train` or `lesson` with
+    state=): start at r's last new b and a, with its last state and step count, and the lr and
+    adagrad's histgrad its next epoch would use, as the lesson's Run button pastes them back."""
+    n = len(r.x) // int(r.epoch.max())
+    state = {k: v[-1].copy() for k, v in r.state.items()} | {"step": np.float64(r.step[-1])}
+    lr = float(r.lr[-1])
+    if r.rules == "torch" and r.opt == "adam_ann":
+        lr *= r.hyper.gamma  # StepLR steps after every epoch
+    if r.rules == "lesson" and r.opt == "adagrad":
+        g = r.grad[-n:]  # (n, 2) the last epoch's gradients
+        state["histgrad"] = np.sqrt((g * g).sum(axis=0)) / n
+    if r.rules == "lesson" and r.opt == "adam_ann" and r.epoch_extra["gradrat"][-1] > ANNEAL_RATIO:
+        lr /= ANNEAL_DIVISOR
+    return replace(r.hyper, lr=lr, start=(float(r.new_b[-1]), float(r.new_a[-1]))), state
+
+
+def run(rules: str = "torch", d: LineData | None = None, *,
+        hyper: dict[str, Hyper] | None = None, epochs: int | None = None) -> GraddescRecords:
+    """Every optimizer sheet's run under `rules`; hyper overrides the defaults per optimizer,
+    epochs (when given) every sheet's epoch count."""
+    if rules not in RULES:
+        raise ValueError(f"unknown rules {rules!r}; choose one of {', '.join(RULES)}")
+    d = data() if d is None else d
+    defaults = TORCH_DEFAULTS if rules == "torch" else LESSON_DEFAULTS
+    runs = {}
+    for opt in OPTIMIZERS:
+        h = (hyper or {}).get(opt, defaults[opt])
+        if epochs is not None:
+            h = replace(h, epochs=epochs)
+        runs[opt] = train(opt, d, h) if rules == "torch" else lesson(opt, d, h)
+    return GraddescRecords(d, rules, runs)

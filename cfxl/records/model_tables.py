@@ -1,0 +1,163 @@
+"""The whole trained model as plain tables (numpy / pandas / dicts): the meeting point of torch and the workbook.
+
+`model_tables` is the only place that reads a model's parameters for the value sheets; the
+workbook layer (cfxl.sheets.model_sheets) and the analysis (cfxl.records.analysis) never import torch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+import cfxl
+from cfxl.records.analysis import factor_columns
+from cfxl.data.ratings import Ratings, split
+from cfxl.engine.models import param_names
+from cfxl.data.sample import RATINGS_CSV
+from cfxl.engine.train import Trained
+
+PREDICT_CHUNK = 1 << 18  # ratings per forward pass: bounded memory on ml-25m's 5M validation ratings
+# no wall-clock seconds: the same run must give the same workbook, cell by cell
+HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_rmse", "lr")
+
+
+@dataclass(frozen=True)
+class ModelTables:
+    """A trained model and its validation predictions as plain records, one table per sheet."""
+
+    users: pd.DataFrame        # userId, index, n_ratings, [bias], f0..f{k-1}; one row per user index
+    movies: pd.DataFrame       # movieId, index, title, genres, n_ratings, [bias], f0..; per movie index
+    predictions: pd.DataFrame  # userId, movieId, title, actual, predicted, error (= predicted - actual)
+    history: pd.DataFrame      # HISTORY_COLUMNS, one row per epoch
+    config: dict               # setting -> str | int | float: the run, its data and its software
+
+    @property
+    def factor_columns(self) -> list[str]:
+        return factor_columns(self.movies)
+
+    @property
+    def has_bias(self) -> bool:
+        return "bias" in self.movies.columns
+
+
+def model_tables(trained: Trained, ratings: Ratings, *, date: str | None = None) -> ModelTables:
+    """Tables of `trained`'s parameters and of its predictions for the validation ratings.
+
+    `ratings` must be the data the model was trained on (its split is recomputed from the
+    config's val_pct and seed); its ids are looked up in the model's maps, so a file whose ids
+    the model never saw is an UnknownIdError. `date` (ISO text) defaults to now, in UTC.
+    """
+    params = {k: v.detach().cpu().numpy() for k, v in param_names(trained.model).items()}
+    u_idx = trained.users.index(ratings.users.ids)[ratings.user_idx]  # (n,) model indices
+    m_idx = trained.movies.index(ratings.movies.ids)[ratings.movie_idx]  # (n,)
+    users = _embedding_table("userId", trained.users.ids, np.bincount(u_idx, minlength=len(trained.users)),
+                             params.get("u_bias"), params["u_weight"])
+    movies = _embedding_table("movieId", trained.movies.ids, np.bincount(m_idx, minlength=len(trained.movies)),
+                              params.get("i_bias"), params["i_weight"])
+    title, genres = _titles(trained.titles if trained.titles is not None else ratings.titles,
+                            trained.movies.ids)
+    movies.insert(2, "title", title)
+    movies.insert(3, "genres", genres)
+
+    _, val = split(len(ratings), trained.config.val_pct, trained.config.seed)
+    predicted = predict_indices(trained, u_idx[val], m_idx[val])
+    actual = ratings.rating[val].astype(np.float64)
+    predictions = pd.DataFrame({
+        "userId": trained.users.ids[u_idx[val]], "movieId": trained.movies.ids[m_idx[val]],
+        "title": title[m_idx[val]], "actual": actual, "predicted": predicted,
+        "error": predicted - actual})
+
+    history = pd.DataFrame([{k: h.get(k, math.nan) for k in HISTORY_COLUMNS} for h in trained.history],
+                           columns=list(HISTORY_COLUMNS))
+    history["epoch"] = history["epoch"].astype(np.int64)
+    config = _config(trained, ratings, len(val), date)
+    return ModelTables(users, movies, predictions, history, config)
+
+
+@torch.no_grad()
+def predict_indices(trained: Trained, u_idx: np.ndarray, m_idx: np.ndarray) -> np.ndarray:
+    """The model's predictions in eval mode (dropout off) for model indices, as float64."""
+    model = trained.model
+    device = next(model.parameters()).device
+    model.eval()
+    out = np.empty(len(u_idx), dtype=np.float64)
+    for i in range(0, len(u_idx), PREDICT_CHUNK):
+        u = torch.as_tensor(u_idx[i:i + PREDICT_CHUNK], dtype=torch.int64, device=device)  # (chunk,)
+        m = torch.as_tensor(m_idx[i:i + PREDICT_CHUNK], dtype=torch.int64, device=device)  # (chunk,)
+        out[i:i + len(u)] = model(u, m).cpu().numpy()
+    return out
+
+
+def _embedding_table(id_name: str, ids: np.ndarray, counts: np.ndarray, bias, weight) -> pd.DataFrame:
+    """One row per index: raw id, index, number of ratings, bias (when the model has one), factors."""
+    cols = {id_name: ids, "index": np.arange(len(ids), dtype=np.int64), "n_ratings": counts.astype(np.int64)}
+    if bias is not None:
+        cols["bias"] = bias[:, 0]  # (n, 1) -> (n,)
+    table = pd.DataFrame(cols)
+    factors = pd.DataFrame(weight, columns=[f"f{j}" for j in range(weight.shape[1])])  # (n, k)
+    return pd.concat([table, factors], axis=1)
+
+
+def _titles(titles: pd.DataFrame | None, movie_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Title and genres of each movie id (object arrays); 'movie <id>' and '' where unknown."""
+    fallback = np.array([f"movie {i}" for i in movie_ids], dtype=object)
+    if titles is None:
+        return fallback, np.full(len(movie_ids), "", dtype=object)
+    found = titles.reindex(pd.Index(movie_ids))
+    title = found["title"].to_numpy(dtype=object)
+    missing = found["title"].isna().to_numpy()
+    title[missing] = fallback[missing]
+    genres = found["genres"].fillna("").astype(str).to_numpy(dtype=object) if "genres" in found \
+        else np.full(len(movie_ids), "", dtype=object)
+    return title.astype(str).astype(object), genres
+
+
+def _now() -> str:
+    """UTC now, or SOURCE_DATE_EPOCH when set (the reproducible-builds convention), so the demo
+    workbooks committed in workbooks/ can be regenerated identically."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    when = dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc) if epoch else \
+        dt.datetime.now(dt.timezone.utc)
+    return when.isoformat(timespec="seconds")
+
+
+def _data_label(path: str) -> str:
+    """The data file as the reader should see it: the embedded sample by name, not by the
+    folder it happens to be installed in."""
+    if Path(path).resolve() == RATINGS_CSV.resolve():
+        return "cfxl/data/sample/ratings.csv (the embedded synthetic sample)"
+    return str(path)
+
+
+def _config(trained: Trained, ratings: Ratings, n_val: int, date: str | None) -> dict:
+    """Every setting of the run, then where the data came from, the software, and the counts."""
+    out = {k: ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else v
+           for k, v in trained.config.to_dict().items()}
+    final = trained.history[-1] if trained.history else {}
+    out.update({
+        "data_file": _data_label(trained.source or str(ratings.source)),
+        "sha256": trained.sha256,
+        "cfxl_version": cfxl.__version__,
+        "torch_version": str(torch.__version__),
+        "trained_on": trained.device,
+        "date": date or _now(),
+        "y_range": ", ".join(f"{v:g}" for v in trained.y_range),
+        "n_ratings": len(ratings),
+        "n_train": len(ratings) - n_val,
+        "n_val": n_val,
+        "n_users": len(trained.users),
+        "n_movies": len(trained.movies),
+        "n_parameters": sum(p.numel() for p in trained.model.parameters()),
+        "epochs_trained": len(trained.history),
+        "final_train_loss": final.get("train_loss", math.nan),
+        "final_val_loss": final.get("val_loss", math.nan),
+        "final_val_rmse": final.get("val_rmse", math.nan),
+    })
+    return {k: v.item() if isinstance(v, np.generic) else v for k, v in out.items()}

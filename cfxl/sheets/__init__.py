@@ -1,0 +1,1 @@
+"""The workbook layer: records in, XlsxWriter sheets out. Never imports torch."""

@@ -1,0 +1,215 @@
+"""The workbook being written: XlsxWriter underneath, cached formats, torch's values for proof,
+text that is never taken for a formula, and an atomic save that never clobbers unasked.
+
+Every sheet module writes through a `Book`. Formula cells are written with torch's value as the
+cached result (so Excel shows the right number before it recalculates) and, when `check=True`,
+the same value is recorded for the hidden `_torch` sheet that `cfxl recalc --verify` compares
+against (the convention in cfxl.proof.verify).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import xlsxwriter
+from xlsxwriter.utility import xl_rowcol_to_cell
+from xlsxwriter.worksheet import Worksheet
+
+from cfxl.errors import CfxlError
+from cfxl.proof.verify import TORCH_HEADER, TORCH_SHEET
+
+MAX_ROWS = 1_048_576  # Excel's sheet limit
+NOTE_ROWS = 1  # every sheet opens with a one-line note
+PRINT_ROWS = 60  # a long sheet prints (and renders to a picture) its first rows only
+
+FORMATS = {
+    "note": {"italic": True, "font_color": "#555555"},
+    "head": {"bold": True, "bottom": 1},
+    "label": {"bold": True},
+    "input": {"bg_color": "#FFF2CC", "num_format": "0.0000"},  # cells a reader may edit
+    "rating": {"num_format": "0.0", "align": "center"},
+    "num": {"num_format": "0.0000"},
+    "num2": {"num_format": "0.00"},
+    "int": {"num_format": "0"},
+    "loss": {"bold": True, "num_format": "0.000000", "bg_color": "#E2EFDA"},
+    "torch": {"num_format": "0.000000", "font_color": "#7F7F7F"},
+}
+
+
+# Dynamic-array and newer functions: LibreOffice 7.4 computes them differently or not at all.
+NOT_PORTABLE = re.compile(r"\b(ANCHORARRAY|BYCOL|BYROW|CHOOSECOLS|CHOOSEROWS|DROP|EXPAND|FILTER|"
+                          r"HSTACK|LAMBDA|LET|MAKEARRAY|MAP|RANDARRAY|REDUCE|SCAN|SINGLE|SEQUENCE|"
+                          r"SORT|SORTBY|TAKE|TEXTSPLIT|TOCOL|TOROW|UNIQUE|VSTACK|WRAPCOLS|"
+                          r"WRAPROWS|XLOOKUP|XMATCH)\(")
+
+
+class ExactWorksheet(Worksheet):
+    """An XlsxWriter sheet that writes numbers exactly and only portable formulas.
+
+    XlsxWriter writes numbers to 16 significant digits, which loses a float64's last bits; this
+    writes the shortest text that reads back as the same float, so a sheet's parameters are
+    exactly the model's. And it refuses dynamic-array functions instead of rewriting each
+    formula through thirty regular expressions to prefix them (a third of the writing time)."""
+
+    def _xml_number_element(self, number, attributes=()) -> None:
+        attr = "".join(f' {k}="{self._escape_attributes(v)}"' for k, v in attributes)
+        self.fh.write(f"<c{attr}><v>{float(number)!r}</v></c>")
+
+    def _prepare_formula(self, formula, expand_future_functions=False):
+        found = NOT_PORTABLE.search(formula)
+        if found:
+            raise ValueError(f"{formula}: {found[1]} is not computed alike by Excel and LibreOffice")
+        return formula.removeprefix("{").removeprefix("=").removesuffix("}")
+
+
+def cell(row: int, col: int, *, absolute: str = "") -> str:
+    """A1 reference of a 0-based (row, col); absolute='r', 'c' or 'rc' pins row and/or column."""
+    return xl_rowcol_to_cell(row, col, row_abs="r" in absolute, col_abs="c" in absolute)
+
+
+def area(r0: int, c0: int, r1: int, c1: int, *, absolute: bool = False) -> str:
+    """A1:B2 reference of an inclusive 0-based block."""
+    a = "rc" if absolute else ""
+    return f"{cell(r0, c0, absolute=a)}:{cell(r1, c1, absolute=a)}"
+
+
+class Book:
+    """An XlsxWriter workbook plus the bookkeeping every cfxl sheet needs."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.wb = xlsxwriter.Workbook(str(self.path), {"nan_inf_to_errors": True})
+        self.formats = {k: self.wb.add_format(v) for k, v in FORMATS.items()}
+        self.torch: dict[str, dict[str, float]] = {}
+
+    def sheet(self, name: str, note: str | list[str], *, note_at: tuple[int, int] = (0, 0)):
+        """A new sheet with a short note (a line, or lines going down from note_at): what it
+        shows and which cells a reader may edit. A1 unless the corner is kept for buttons."""
+        ws = self.wb.add_worksheet(name, worksheet_class=ExactWorksheet)
+        row, col = note_at
+        for i, line in enumerate([note] if isinstance(note, str) else note):
+            ws.write_string(row + i, col, line, self.formats["note"])
+        return ws
+
+    def fmt(self, name: str | None):
+        return None if name is None else self.formats[name]
+
+    def text(self, ws, row: int, col: int, value, fmt: str | None = None) -> None:
+        """Write data text as text: a title like '=Equals' must never become a formula."""
+        ws.write_string(row, col, "" if value is None else str(value), self.fmt(fmt))
+
+    def number(self, ws, row: int, col: int, value, fmt: str | None = "num") -> None:
+        ws.write_number(row, col, float(value), self.fmt(fmt))
+
+    def formula(self, ws, row: int, col: int, formula: str, value: float,
+                fmt: str | None = "num", *, check: bool = True, scale: float | None = None) -> None:
+        """A live formula, cached with torch's value; recorded for verification when check.
+
+        scale: the size of the numbers the value is a difference of (see cfxl.proof.verify), for a
+        value like pred - y that cancels most of its operands' digits."""
+        value = float(value)
+        ws.write_formula(row, col, formula, self.fmt(fmt), value)
+        if check:
+            self.expect(ws.name, cell(row, col), value, scale)
+
+    def array_formula(self, ws, r0: int, c0: int, r1: int, c1: int, formula: str,
+                      values: np.ndarray, fmt: str | None = "num", *, check: bool = True) -> None:
+        """A legacy (Ctrl+Shift+Enter) array formula over a block; values is (rows, cols)."""
+        values = np.asarray(values, dtype=float).reshape(r1 - r0 + 1, c1 - c0 + 1)
+        ws.write_array_formula(r0, c0, r1, c1, "{" + formula + "}", self.fmt(fmt), values[0, 0])
+        for i in range(values.shape[0]):
+            for j in range(values.shape[1]):
+                if (i, j) != (0, 0):  # XlsxWriter caches only the first cell; fill the rest
+                    ws.write_number(r0 + i, c0 + j, values[i, j], self.fmt(fmt))
+                if check:
+                    self.expect(ws.name, cell(r0 + i, c0 + j), values[i, j])
+
+    def expect(self, sheet: str, ref: str, value: float, scale: float | None = None) -> None:
+        """Torch's value for a formula cell, to be compared after recalculation."""
+        if not math.isfinite(value) or (scale is not None and not math.isfinite(scale)):
+            raise ValueError(f"torch's value for {sheet}!{ref} is not finite: {value}, {scale}")
+        self.torch.setdefault(sheet, {})[ref] = (value, scale)
+
+    def _write_torch_sheet(self) -> None:
+        if not self.torch:
+            return
+        ws = self.wb.add_worksheet(TORCH_SHEET, worksheet_class=ExactWorksheet)
+        ws.hide()
+        for j, h in enumerate(TORCH_HEADER):
+            ws.write_string(0, j, h)
+        row = 1
+        for sheet, cells in self.torch.items():
+            for ref, (value, scale) in cells.items():
+                ws.write_string(row, 0, sheet)
+                ws.write_string(row, 1, ref)
+                ws.write_number(row, 2, value)
+                ws.write_number(row, 3, 0.0 if scale is None else scale)  # dense: fast to read
+                row += 1
+
+    def _page_setup(self) -> None:
+        """Each visible sheet prints on one landscape page, long ones their first rows."""
+        for ws in self.wb.worksheets():
+            ws.set_landscape()
+            ws.fit_to_pages(1, 1)
+            if ws.dim_rowmax is None:
+                continue
+            # a chart sits beside its data: print its anchor plus about its width and height
+            charts = [(c[0] + 20, c[1] + 9) for c in ws.charts]
+            last_row = max([min(ws.dim_rowmax, PRINT_ROWS - 1)] + [r for r, _ in charts])
+            last_col = max([ws.dim_colmax or 0] + [c for _, c in charts])
+            if last_row < ws.dim_rowmax or charts:
+                ws.print_area(0, 0, last_row, last_col)
+
+    def close(self) -> None:
+        self._write_torch_sheet()
+        self._page_setup()
+        self.wb.close()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def check_target(path, *, force: bool = False) -> Path:
+    """The workbook path, if it can be written: the right suffix, an existing writable folder,
+    and no file there unless force. Commands call it before training, so a mistake costs nothing."""
+    path = Path(path)
+    if path.suffix.lower() not in (".xlsx", ".xlsm"):
+        raise CfxlError(f"{path}: a workbook needs the suffix .xlsx or .xlsm")
+    if path.exists() and not force:
+        raise CfxlError(f"{path} exists; pass --force to overwrite it")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise CfxlError(f"{folder}: no such folder")
+    if not os.access(folder, os.W_OK):
+        raise CfxlError(f"{folder}: folder is not writable")
+    return path
+
+
+def write_atomic(path, build, *, force: bool = False) -> Path:
+    """Build a workbook into a temporary file beside `path`, then rename it into place.
+
+    build(book) fills the Book. An existing file is kept unless force; a missing or read-only
+    folder is a clear error; a failed build leaves nothing behind.
+    """
+    path = check_target(path, force=force)
+    folder = path.parent
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=folder)
+    os.close(fd)
+    try:
+        book = Book(Path(tmp))
+        build(book)
+        book.close()
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a workbook is not
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

@@ -1,0 +1,124 @@
+"""The graddesc workbook's `Intro` (what each sheet shows, how to use it, where torch's rules and
+the lesson's spreadsheet part ways) and `data` (x, the true b and a, y as a formula of them)."""
+
+from __future__ import annotations
+
+from cfxl.records.graddesc import SHEETS, GraddescRecords, LineData
+from cfxl.sheets.book import Book, cell
+
+DATA_TOP = 2     # row 3: b, row 4: a (the true values)
+DATA_HEAD = 5    # row 6: headers; x and y from row 7
+DATA_X, DATA_Y = 1, 2  # columns B and C
+
+SHEET_TEXT = {
+    "sgd": "plain SGD: new = value - lr * grad. Beside the analytic gradients, the lesson's "
+           "finite-difference estimates (nudge b or a by h, see how err^2 moves).",
+    "momentum": "SGD with momentum: a running buffer of gradients, buf = buf*momentum + grad, "
+                "and the step follows the buffer.",
+    "adagrad": "Adagrad: divide each step by the square root of the sum of all squared gradients "
+               "so far, so steps shrink where gradients have been large.",
+    "rmsprop": "RMSprop: divide by the square root of an exponentially decaying average of "
+               "squared gradients, so old gradients are forgotten.",
+    "adam": "Adam: momentum (exp_avg) and RMSprop (exp_avg_sq) together, each corrected for "
+            "starting at zero (bias_correction1 and 2).",
+    "adam_ann": "Adam with a learning-rate schedule: the lr changes from epoch to epoch (column lr).",
+}
+
+BUTTONS = ("Reset (top left of each optimizer sheet) puts its start values back; Run carries on "
+           "from its last row for as many epochs again, the state and step count included, as "
+           "one longer torch run would. They run Python through xlwings (see xlwings.conf).")
+DIFFERENCES = [
+    ("Momentum: torch keeps a sum, buf = buf*momentum + grad (the first buf is the gradient "
+     "itself); the lesson keeps an average weighted by (1 - beta), mom = mom*beta + "
+     "(1-beta)*grad, so at the same lr torch's steps are about 1/(1-beta) = 10 times larger."),
+    ("Adam: torch divides exp_avg by bias_correction1 = 1 - beta1^step and sqrt(exp_avg_sq) by "
+     "sqrt(bias_correction2), then adds eps (1e-8 by default); the lesson's Adam has no bias "
+     "correction and no eps."),
+    ("RMSprop: torch divides by sqrt(square_avg) of the current row, updated first, plus eps; "
+     "the lesson divides by the previous row's average and has no eps."),
+    ("Adagrad: torch adds up every squared gradient since the start, step by step, and adds "
+     "eps = 1e-10 after the square root; the lesson divides by sqrt(sum of the previous epoch's "
+     "squared gradients)/count, fixed for a whole epoch."),
+    ("Start state: torch starts every state at 0. The lesson's Reset button sets its mean "
+     "squares (and adagrad's gradient sizes) to 10000, then replaces them with what one pass "
+     "over the rows leaves; cfxl's lesson rules start from 10000 itself (row 4, editable)."),
+    ("Annealing: cfxl's adam_ann uses torch's StepLR (the lr times gamma after each epoch); the "
+     "lesson's macro divides the lr by 4 when sqrt(ms b) + sqrt(ms a) grows past twice its "
+     "smallest value so far."),
+    ("Loss: the lesson's 'rmse' cell is sqrt(SUM(err^2)); cfxl's loss per epoch is "
+     "sqrt(AVERAGE(err^2)) over the epoch's rows, a true root mean square."),
+    ("Rows: the lesson pastes the last row's b and a back to the top and recalculates, one epoch "
+     "per click; here every epoch is on the sheet, each row chained to the one above. The "
+     "lesson's eve and adagrad_ann sheets are left out."),
+]
+
+
+def write_intro_sheet(book: Book, records: GraddescRecords, *, buttons: bool = False) -> None:
+    ws = book.sheet("Intro", "What this workbook shows and how to use it.")
+    d = records.data
+    made = (f"the {len(d.x)} x values are random integers 1..100 (seed {d.seed})"
+            if d.seed is not None else f"the lesson's own {len(d.x)} x values")
+    lines: list[tuple[str | None, str]] = [
+        ("head", "Gradient descent on a line, one row at a time"),
+        (None, (f"The model is y = b + a*x. The data sheet makes y from the true values "
+                f"b = {d.b:g} and a = {d.a:g}; {made}.")),
+        (None, ("Each optimizer sheet starts from the guesses b = 1, a = 1 and takes one step "
+                "per data row (batch size 1), epochs stacked down the sheet.")),
+        (None, ("Every number from the start row down is a formula: the prediction, err^2 = "
+                "(pred - y)^2, the gradients de/db = 2(pred - y) and de/da = 2(pred - y)*x, the "
+                "optimizer's state, and new b and new a, which the next row starts from.")),
+        (None, ("Edit a yellow cell (the start values, lr, the optimizer's settings) and the "
+                "whole trajectory and the loss per epoch recompute; the chart follows.")),
+        (None, BUTTONS if buttons else ("The lesson's Reset and Run buttons are not here yet: "
+                                        "the top-left corner of each sheet is kept free for them.")),
+        (None, ""),
+        ("head", "Which rules"),
+    ]
+    if records.rules == "torch":
+        lines += [
+            (None, ("These sheets follow torch.optim's update rules exactly (its single-tensor "
+                    "code, float64). The grey columns hold torch's own new b and new a for each "
+                    "step; the difference columns beside them show how far the sheet is from "
+                    "torch.")),
+            (None, ("State columns carry torch's names: momentum_buffer (SGD), sum (Adagrad), "
+                    "square_avg (RMSprop), step, exp_avg and exp_avg_sq (Adam).")),
+        ]
+    else:
+        lines += [
+            (None, ("These sheets follow the lesson's own spreadsheet rules (graddesc.xlsm), "
+                    "not torch's. The grey columns hold the same rules computed in numpy, and "
+                    "the hidden _torch sheet holds those numpy values: the truth in this mode.")),
+            (None, ("State columns carry the lesson's names: mom (momentum average), ms (mean "
+                    "square), histgrad (adagrad's per-epoch gradient size).")),
+        ]
+    lines += [(None, ""), ("head", "The sheets"), ("label", "data"),
+              (None, ("x, the true b and a, and y = b + x*a (edit them: every sheet reads its x "
+                      "and y from here)"))]
+    for opt, text in SHEET_TEXT.items():
+        lines += [("label", SHEETS[opt]), (None, text)]
+    lines += [(None, ""), ("head", "Where torch's rules differ from the lesson's spreadsheet")]
+    lines += [(None, f"- {t}") for t in DIFFERENCES]
+    lines += [(None, ""), ("head", "Proof"),
+              (None, ("Every formula's expected value is stored in the hidden sheet _torch; "
+                      "`cfxl recalc --verify` recomputes the workbook in LibreOffice and compares "
+                      "them cell by cell."))]
+    for i, (fmt, text) in enumerate(lines):
+        book.text(ws, 2 + i, 0, text, fmt)
+    ws.set_column(0, 0, 120)
+
+
+def write_data_sheet(book: Book, d: LineData) -> None:
+    ws = book.sheet("data", "The line's data: x, the true b and a (yellow, editable), and "
+                            "y = b + x*a as a formula. Every optimizer sheet reads x and y here.")
+    book.text(ws, DATA_TOP - 1, 0, "true values", "label")
+    for i, (label, v) in enumerate((("b (intercept)", d.b), ("a (slope)", d.a))):
+        book.text(ws, DATA_TOP + i, DATA_X, label, "label")
+        book.number(ws, DATA_TOP + i, DATA_Y, v, "param")
+    b, a = (cell(DATA_TOP + i, DATA_Y, absolute="rc") for i in (0, 1))
+    book.text(ws, DATA_HEAD, DATA_X, "x", "head")
+    book.text(ws, DATA_HEAD, DATA_Y, "y = b + x*a", "head")
+    for i, (x, y) in enumerate(zip(d.x, d.y)):
+        row = DATA_HEAD + 1 + i
+        book.number(ws, row, DATA_X, x, "int")
+        book.formula(ws, row, DATA_Y, f"={b}+{cell(row, DATA_X)}*{a}", y, "int")
+    ws.set_column(DATA_X, DATA_Y, 14)

@@ -1,0 +1,279 @@
+"""The lesson's long-format sheets, live: `movielens_emb` (embeddings looked up with MATCH and
+INDEX), `movielens_1hot` (the same lookups as one-hot matrix products, MMULT array formulas) and
+`nn` (EmbeddingNet's forward pass), each over the slice's ratings, one row per rating.
+
+All three share the left-hand layout of the lesson's `movielens_emb`: a user embedding table
+(A idx, B userId, C.. factors) from row 4 and a movie table below it; the ratings start in
+column J (N on `nn`, whose weight blocks sit below the tables) at row 4, one per row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cfxl.records.lesson import LessonRecords
+from cfxl.sheets.book import Book, cell
+from cfxl.sheets.grid import rating_scale, span, trained_by, write_id
+
+HEAD_ROW = 2  # row 3: column headers; row 2 holds the group titles above them
+FIRST = 3     # row 4: the first rating and the first user of the tables
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Where the embedding tables went: absolute references for MATCH, INDEX and MMULT."""
+
+    user_ids: str   # $B$4:$B$18
+    users: str      # $C$4:$G$18, (n_users, n_factors)
+    movie_ids: str  # $B$22:$B$36
+    movies: str     # $C$22:$G$36
+    next_row: int   # the first free row below them
+
+
+def write_tables(book: Book, ws, rec: LessonRecords, u_weight: np.ndarray, i_weight: np.ndarray,
+                 *, titles: bool) -> Tables:
+    """The user and movie embedding tables as editable numbers, one row per id."""
+    k = rec.n_factors
+    refs = []
+    top = FIRST
+    for what, ids, weights in (("user", rec.user_ids, u_weight), ("movie", rec.movie_ids, i_weight)):
+        book.text(ws, top - 2, 0, f"{what} embeddings ({what}s' factors)", "group")
+        for c, label in enumerate(["idx", f"{what}Id"] + [f"factor {f + 1}" for f in range(k)]):
+            book.text(ws, top - 1, c, label, "head")
+        if titles and what == "movie":
+            book.text(ws, top - 1, 2 + k, "title", "head")
+        for i, raw_id in enumerate(ids):
+            book.number(ws, top + i, 0, i + 1, "int")
+            write_id(book, ws, top + i, 1, raw_id)
+            for f in range(k):
+                book.number(ws, top + i, 2 + f, weights[i, f], "input")
+            if titles and what == "movie":
+                book.text(ws, top + i, 2 + k, rec.titles[i])
+        bottom = top + len(ids) - 1
+        refs += [span(top, 1, bottom, 1, pin="rc"), span(top, 2, bottom, 1 + k, pin="rc")]
+        top = bottom + 4  # a blank row, the group title, the header
+    ws.set_column(0, 0, 5)
+    ws.set_column(1, 1 + k, 8)
+    if titles:
+        ws.set_column(2 + k, 2 + k, 30)
+    return Tables(*refs, next_row=top - 2)
+
+
+def write_ratings(book: Book, ws, rec: LessonRecords, c0: int) -> None:
+    """userId, movieId, rating of each rated cell, from row 4 in columns c0.. (as the lesson's I:K)."""
+    book.text(ws, HEAD_ROW - 1, c0, "original data", "group")
+    for d, label in enumerate(("userId", "movieId", "rating")):
+        book.text(ws, HEAD_ROW, c0 + d, label, "head")
+    for n, (i, j) in enumerate(zip(rec.rows, rec.cols)):
+        write_id(book, ws, FIRST + n, c0, rec.user_ids[i])
+        write_id(book, ws, FIRST + n, c0 + 1, rec.movie_ids[j])
+        book.number(ws, FIRST + n, c0 + 2, rec.ratings[i, j], "rating")
+    rating_scale(ws, span(FIRST, c0 + 2, FIRST + len(rec.rows) - 1, c0 + 2), rec.y_range)
+
+
+def write_fit(book: Book, ws, rec: LessonRecords, c0: int, rating_col: int, prediction,
+              pred: np.ndarray, sq_err: np.ndarray, rmse: float) -> None:
+    """Columns c0.. : the prediction (prediction(row) is its formula), the squared error, and the
+    RMSE with torch's beside it (in row 4, as the lesson's AA3)."""
+    for d, label in ((0, "prediction"), (1, "error^2"), (3, "RMSE"), (4, "torch")):
+        book.text(ws, HEAD_ROW, c0 + d, label, "head")
+    last = FIRST + len(pred) - 1
+    for n in range(len(pred)):
+        r = FIRST + n
+        book.formula(ws, r, c0, prediction(r), pred[n])
+        book.formula(ws, r, c0 + 1, f"=({cell(r, rating_col)}-{cell(r, c0)})^2", sq_err[n])
+    rating_scale(ws, span(FIRST, c0, last, c0), rec.y_range)
+    book.formula(ws, FIRST, c0 + 3, f"=SQRT(AVERAGE({span(FIRST, c0 + 1, last, c0 + 1)}))", rmse,
+                 "loss")
+    book.number(ws, FIRST, c0 + 4, rmse, "torch")
+    ws.set_column(c0, c0 + 1, 10)
+    ws.set_column(c0 + 2, c0 + 2, 2)
+    ws.set_column(c0 + 3, c0 + 4, 10)
+    ws.freeze_panes(FIRST, 0)
+
+
+def write_lookup(book: Book, ws, rec: LessonRecords, c0: int, id_col: int, ids: str,
+                 table: str, values: np.ndarray, positions: np.ndarray, what: str) -> None:
+    """A MATCH column (the row of each id in its table) at c0, then the looked-up embedding
+    (INDEX by that row and the factor number in row 3) in the next n_factors columns."""
+    k = values.shape[1]
+    book.text(ws, HEAD_ROW - 1, c0 + 1, f"{what} embedding", "group")
+    book.text(ws, HEAD_ROW, c0, f"{what} idx", "head")
+    for f in range(k):
+        book.number(ws, HEAD_ROW, c0 + 1 + f, f + 1, "id")
+    for n in range(len(values)):
+        r = FIRST + n
+        book.formula(ws, r, c0, f"=MATCH({cell(r, id_col)},{ids},0)", positions[n] + 1, "int",
+                     check=False)  # not torch's: the ids' positions, checked through the lookups
+        for f in range(k):
+            book.formula(ws, r, c0 + 1 + f, f"=INDEX({table},{cell(r, c0, absolute='c')},"
+                                            f"{cell(HEAD_ROW, c0 + 1 + f, absolute='r')})",
+                         values[n, f])
+    ws.set_column(c0, c0, 9)
+    ws.set_column(c0 + 1, c0 + k, 8)
+
+
+def write_emb_sheet(book: Book, rec: LessonRecords) -> None:
+    """`movielens_emb`: the dotprod model again, as embedding lookups over the ratings."""
+    k, g = rec.n_factors, rec.long
+    ws = book.sheet("movielens_emb", f"{trained_by(rec, 'EmbeddingDot')} (the dotprod sheet's "
+                                     "factors). Each rating looks up its user's and movie's "
+                                     "embedding (MATCH, INDEX) and predicts their SUMPRODUCT. "
+                                     "Edit the yellow embedding tables.")
+    t = write_tables(book, ws, rec, rec.dot.u_weight, rec.dot.i_weight, titles=True)
+    c0 = 4 + k  # after the title column and a spacer: J for 5 factors
+    write_ratings(book, ws, rec, c0)
+    uc, mc = c0 + 3, c0 + 4 + k
+    write_lookup(book, ws, rec, uc, c0, t.user_ids, t.users, g.user_emb, rec.rows, "user")
+    write_lookup(book, ws, rec, mc, c0 + 1, t.movie_ids, t.movies, g.movie_emb, rec.cols, "movie")
+    write_fit(book, ws, rec, mc + 1 + k, c0 + 2,
+              lambda r: f"=SUMPRODUCT({span(r, uc + 1, r, uc + k)},{span(r, mc + 1, r, mc + k)})",
+              g.pred, g.sq_err, g.rmse)
+
+
+def write_onehot_sheet(book: Book, rec: LessonRecords) -> None:
+    """`movielens_1hot`: an embedding lookup is a one-hot row times the embedding table."""
+    k, g = rec.n_factors, rec.long
+    ws = book.sheet("movielens_1hot", f"{trained_by(rec, 'EmbeddingDot')}. Each rating's one-hot "
+                                      "user and movie rows times the embedding tables (MMULT "
+                                      "array formulas) give the same embeddings as a lookup; "
+                                      "prediction = their SUMPRODUCT. Edit the yellow tables.")
+    t = write_tables(book, ws, rec, rec.dot.u_weight, rec.dot.i_weight, titles=True)
+    c0 = 4 + k
+    write_ratings(book, ws, rec, c0)
+    last = FIRST + len(rec.rows) - 1
+    col = c0 + 3
+    blocks = []  # (first column of the one-hot block, width)
+    for what, id_col, ids, onehot in (("user", c0, rec.user_ids, g.user_onehot),
+                                      ("movie", c0 + 1, rec.movie_ids, g.movie_onehot)):
+        book.text(ws, HEAD_ROW - 1, col, f"{what} one-hot (1 where the {what}Id is this column's)",
+                  "group")
+        for j, raw_id in enumerate(ids):
+            write_id(book, ws, HEAD_ROW, col + j, raw_id)
+            for n in range(len(onehot)):
+                r = FIRST + n
+                book.formula(ws, r, col + j, f"=IF({cell(r, id_col, absolute='c')}="
+                                             f"{cell(HEAD_ROW, col + j, absolute='r')},1,0)",
+                             onehot[n, j], "onehot")
+        block = span(FIRST, col, last, col + len(ids) - 1)
+        ws.conditional_format(block, {"type": "cell", "criteria": "==", "value": 1,
+                                      "format": book.fmt("hot")})
+        ws.set_column(col, col + len(ids) - 1, 5)
+        blocks.append(block)
+        col += len(ids)
+    acts = []
+    for what, block, table, values in (("user", blocks[0], t.users, g.user_act),
+                                       ("movie", blocks[1], t.movies, g.movie_act)):
+        book.text(ws, HEAD_ROW - 1, col, f"{what} one-hot x {what} table", "group")
+        for f in range(k):
+            book.text(ws, HEAD_ROW, col + f, f"factor {f + 1}", "head")
+        book.array_formula(ws, FIRST, col, last, col + k - 1, f"=MMULT({block},{table})", values)
+        ws.set_column(col, col + k - 1, 8)
+        acts.append(col)
+        col += k
+    write_fit(book, ws, rec, col, c0 + 2,
+              lambda r: f"=SUMPRODUCT({span(r, acts[0], r, acts[0] + k - 1)},"
+                        f"{span(r, acts[1], r, acts[1] + k - 1)})",
+              g.pred, g.sq_err, g.rmse)
+
+
+def write_net_sheet(book: Book, rec: LessonRecords) -> None:
+    """`nn`: EmbeddingNet at inference (dropout off), its weights in labelled blocks on the left."""
+    k, nh, g = rec.n_factors, rec.nh, rec.net
+    ws = book.sheet("nn", f"{trained_by(rec, 'EmbeddingNet')}; dropout off, as at inference. "
+                          "x = [user embedding, movie embedding]; hidden = MAX(0, x . lin1 row + "
+                          "bias); prediction = sigmoid(hidden . lin2 + bias) * (hi - lo) + lo. "
+                          "Edit any yellow embedding or weight.")
+    t = write_tables(book, ws, rec, g.u_weight, g.i_weight, titles=False)
+    w = _write_weights(book, ws, rec, t.next_row)
+    c0 = max(2 + k, 2 + 2 * k, 2 + nh) + 1  # right of the weight blocks and a spacer: N
+    write_ratings(book, ws, rec, c0)
+    uc, mc, xc = c0 + 3, c0 + 4, c0 + 5  # user idx, movie idx, x
+    hc = xc + 2 * k                       # hidden units
+    zc = hc + nh                          # lin2's output, before the sigmoid
+    for c, label in ((uc, "user idx"), (mc, "movie idx"), (zc, "z")):
+        book.text(ws, HEAD_ROW, c, label, "head")
+    book.text(ws, HEAD_ROW - 1, xc, "x = [user embedding, movie embedding]", "group")
+    book.text(ws, HEAD_ROW - 1, hc, "hidden = relu(lin1(x))", "group")
+    book.text(ws, HEAD_ROW - 1, zc, "z = lin2(hidden)", "group")
+    for f in range(2 * k):
+        book.text(ws, HEAD_ROW, xc + f, _x_name(f, k), "head")
+    for h in range(nh):
+        book.text(ws, HEAD_ROW, hc + h, f"h{h + 1}", "head")
+    for n in range(len(rec.rows)):
+        r = FIRST + n
+        for c, id_col, ids, pos in ((uc, c0, t.user_ids, rec.rows), (mc, c0 + 1, t.movie_ids, rec.cols)):
+            book.formula(ws, r, c, f"=MATCH({cell(r, id_col)},{ids},0)", pos[n] + 1, "int",
+                         check=False)  # not torch's: the ids' positions, checked through x
+        for f in range(2 * k):
+            table, at = (t.users, uc) if f < k else (t.movies, mc)
+            book.formula(ws, r, xc + f, f"=INDEX({table},{cell(r, at, absolute='c')},{f % k + 1})",
+                         g.x[n, f])
+        x = span(r, xc, r, xc + 2 * k - 1, pin="c")
+        for h in range(nh):
+            book.formula(ws, r, hc + h, f"=MAX(0,SUMPRODUCT({x},{w.lin1_rows[h]})+{w.lin1_bias[h]})",
+                         g.hidden[n, h])
+        book.formula(ws, r, zc, f"=SUMPRODUCT({span(r, hc, r, hc + nh - 1)},{w.lin2})+{w.lin2_bias}",
+                     g.z[n])
+    write_fit(book, ws, rec, zc + 1, c0 + 2,
+              lambda r: f"=1/(1+EXP(-{cell(r, zc)}))*({w.hi}-{w.lo})+{w.lo}",
+              g.pred, g.sq_err, g.rmse)
+    ws.set_column(c0 - 1, c0 - 1, 2)
+    ws.set_column(uc, mc, 9)
+    ws.set_column(xc, zc, 8)
+
+
+@dataclass(frozen=True)
+class NetWeights:
+    """Absolute references to the net's weight cells, for the forward-pass formulas."""
+
+    lin1_rows: list[str]  # hidden unit h's weights: a row of 2 * n_factors cells
+    lin1_bias: list[str]
+    lin2: str             # a row of nh cells
+    lin2_bias: str
+    lo: str
+    hi: str
+
+
+def _x_name(f: int, k: int) -> str:
+    return f"u{f + 1}" if f < k else f"m{f - k + 1}"
+
+
+def _write_weights(book: Book, ws, rec: LessonRecords, top: int) -> NetWeights:
+    """lin1 (a row per hidden unit, its bias beside), lin2 and the sigmoid range, from row top."""
+    k, nh, g = rec.n_factors, rec.nh, rec.net
+    book.text(ws, top, 0, "lin1: one row of weights per hidden unit, then its bias", "group")
+    book.text(ws, top + 1, 0, "unit", "head")
+    for f in range(2 * k):
+        book.text(ws, top + 1, 1 + f, _x_name(f, k), "head")
+    book.text(ws, top + 1, 1 + 2 * k, "bias", "head")
+    rows, biases = [], []
+    for h in range(nh):
+        r = top + 2 + h
+        book.text(ws, r, 0, f"h{h + 1}", "right")
+        for f in range(2 * k):
+            book.number(ws, r, 1 + f, g.lin1_weight[h, f], "input")
+        book.number(ws, r, 1 + 2 * k, g.lin1_bias[h], "input")
+        rows.append(span(r, 1, r, 2 * k, pin="rc"))
+        biases.append(cell(r, 1 + 2 * k, absolute="rc"))
+    top += nh + 3
+    book.text(ws, top, 0, "lin2: the output unit's weight for each hidden unit, then its bias",
+              "group")
+    for h in range(nh):
+        book.text(ws, top + 1, 1 + h, f"h{h + 1}", "head")
+        book.number(ws, top + 2, 1 + h, g.lin2_weight[h], "input")
+    book.text(ws, top + 1, 1 + nh, "bias", "head")
+    book.text(ws, top + 2, 0, "out", "right")
+    book.number(ws, top + 2, 1 + nh, g.lin2_bias, "input")
+    lin2 = span(top + 2, 1, top + 2, nh, pin="rc")
+    lin2_bias = cell(top + 2, 1 + nh, absolute="rc")
+    top += 4
+    book.text(ws, top, 0, "sigmoid range: the data's (min - 0.5, max + 0.5)", "group")
+    for d, (label, value) in enumerate(zip(("lo", "hi"), g.y_range)):
+        book.text(ws, top + 1 + d, 0, label, "right")
+        book.number(ws, top + 1 + d, 1, value, "num2")
+    ws.set_column(2 + k, max(2 * k, nh) + 1, 8)
+    return NetWeights(rows, biases, lin2, lin2_bias, cell(top + 1, 1, absolute="rc"),
+                      cell(top + 2, 1, absolute="rc"))

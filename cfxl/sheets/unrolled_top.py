@@ -1,0 +1,120 @@
+"""The top of the `train` sheet: the ratings, the settings (named cells the formulas use), a
+legend of how a band reads, the summary, the loss-by-step table and its chart."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cfxl.records.cf_steps import OPTS
+from cfxl.records.unrolled import UnrolledRecords
+from cfxl.sheets.book import Book, area, cell
+from cfxl.sheets.grid import TITLE_ROW_HEIGHT, rating_scale, write_id
+from cfxl.sheets.unrolled_layout import SETTINGS, SUMMARY, TrainLayout
+
+HINTS = {"lr": "edit me", "optimizer": "sgd, momentum or adam", "momentum": "momentum only",
+         "beta1": "adam only", "beta2": "adam only", "eps": "adam only",
+         "weight_decay": "L2, added to the gradient", "lo": "sigmoid range", "hi": "sigmoid range",
+         "n": "ratings in the loss"}
+LEGEND = (
+    "How a band reads (one band per step; step k + 1's band is the same shape, one band lower):",
+    "parameters: the previous band's updated parameters (movie rows above, user columns left)",
+    "prediction = sigmoid(user . movie + user bias + movie bias) * (hi - lo) + lo, as the model",
+    "error = rating - prediction; MSE (title row) = SUMSQ(errors) / n, the loss torch minimises",
+    "d loss/dx = 2/n (prediction - rating) (prediction - lo)(hi - prediction)/(hi - lo)",
+    "gradient: d loss/dx summed along a user's row (times the movie factors) or a movie's column",
+    "state and update: torch.optim's rules for the optimizer cell; other optimizers' state is 0",
+    "Band 0 is the start: torch's initial parameters (yellow, editable) and empty state (zeros)",
+)
+
+
+def write_settings(book: Book, ws, L: TrainLayout, rec: UnrolledRecords) -> None:
+    """The labelled settings, each a sheet-level name the formulas use (lr, optimizer, ...)."""
+    h = rec.hyper
+    values = {"lr": h.lr, "optimizer": h.opt, "momentum": h.momentum, "beta1": h.beta1,
+              "beta2": h.beta2, "eps": h.eps, "weight_decay": h.weight_decay,
+              "lo": rec.y_range[0], "hi": rec.y_range[1]}
+    s = L.side_col
+    book.text(ws, L.title_row, s, "settings (yellow: edit them)", "group")
+    for name in SETTINGS:
+        r, c = L.setting(name)
+        book.text(ws, r, s, name, "right")
+        book.text(ws, r, c + 1, HINTS[name], "note")
+        if name == "n":
+            ratings = area(L.rating_row, L.grid.grid_col, L.rating_row + L.n_users - 1,
+                           L.grid.last_col, absolute=True)
+            book.formula(ws, r, c, f"=COUNT({ratings})", rec.n, "int")
+        elif name == "optimizer":
+            book.text(ws, r, c, values[name], "cf_hyper")
+            ws.data_validation(r, c, r, c, {"validate": "list", "source": list(OPTS),
+                                            "error_message": "sgd, momentum or adam"})
+        else:
+            book.number(ws, r, c, values[name], "cf_hyper" if name not in ("lo", "hi") else "num2")
+        book.wb.define_name(f"{ws.name}!{name}", f"={ws.name}!{cell(r, c, absolute='rc')}")
+
+
+def write_ratings(book: Book, ws, L: TrainLayout, rec: UnrolledRecords) -> None:
+    """The crosstab at the top, as on the bias sheet."""
+    g = L.grid
+    ws.set_row(L.title_row, TITLE_ROW_HEIGHT)
+    book.text(ws, L.title_row, g.id_col, "title", "right")
+    book.text(ws, L.id_row, g.id_col, "movieId", "right")
+    book.text(ws, L.rating_row, g.uf_col, "ratings", "group")
+    for j in range(L.n_movies):
+        book.text(ws, L.title_row, g.grid_col + j, rec.titles[j], "title")
+        write_id(book, ws, L.id_row, g.grid_col + j, rec.movie_ids[j])
+    for i in range(L.n_users):
+        write_id(book, ws, L.rating_row + i, g.id_col, rec.user_ids[i])
+        for j in range(L.n_movies):
+            if not np.isnan(rec.ratings[i, j]):
+                book.number(ws, L.rating_row + i, g.grid_col + j, rec.ratings[i, j], "rating")
+    rating_scale(ws, area(L.rating_row, g.grid_col, L.rating_row + L.n_users - 1, g.last_col),
+                 rec.y_range)
+
+
+def write_summary(book: Book, ws, L: TrainLayout, rec: UnrolledRecords) -> None:
+    """First and last MSE (live) against torch's, the size, the loss table and its chart."""
+    S = L.side_col
+    first, last = L.table_row(1), L.table_row(L.steps)
+    book.text(ws, L.summary(SUMMARY[0])[0] - 1, S, "summary", "group")
+    sized = {"steps K": L.steps, "factors F": L.n_factors,
+             "formulas per step": L.formulas_per_step, "formulas in all": L.formulas}
+    for name in SUMMARY:
+        r, c = L.summary(name)
+        book.text(ws, r, S, name, "right")
+        if name == "first MSE":
+            book.formula(ws, r, c, f"={cell(first, S + 1)}", rec.loss[0], "loss")
+        elif name == "last MSE":
+            book.formula(ws, r, c, f"={cell(last, S + 1)}", rec.loss[-1], "loss")
+        elif name == "torch's last MSE":
+            book.number(ws, r, c, rec.loss[-1], "torch")
+        elif name == "difference":
+            live, torch = (cell(*L.summary(s)) for s in ("last MSE", "torch's last MSE"))
+            book.formula(ws, r, c, f"={live}-{torch}", 0.0, "cf_torch_sci", check=False)
+        else:
+            book.number(ws, r, c, sized[name], "int")
+    book.text(ws, L.summary("last MSE")[0], S + 2, f"at step {L.steps}, before its update", "note")
+
+    for d, head in enumerate(("step", "MSE", "torch's MSE")):
+        book.text(ws, L.table_head, S + d, head, "head")
+    for k in range(1, L.steps + 1):
+        r = L.table_row(k)
+        book.number(ws, r, S, k, "int")
+        book.formula(ws, r, S + 1, f"={cell(L.band(k), L.loss_col)}", rec.loss[k - 1], "num")
+        book.number(ws, r, S + 2, rec.loss[k - 1], "torch")
+    chart = book.wb.add_chart({"type": "line"})
+    for d, name in ((1, "this sheet"), (2, "torch, as written")):
+        chart.add_series({"name": name, "categories": [ws.name, first, S, last, S],
+                          "values": [ws.name, first, S + d, last, S + d],
+                          **({"line": {"dash_type": "dash", "color": "#7F7F7F"}} if d == 2 else {})})
+    chart.set_title({"name": "MSE by step"})
+    chart.set_x_axis({"name": "step"})
+    chart.set_y_axis({"name": "MSE", "log_base": 10})
+    chart.set_legend({"position": "bottom"})
+    chart.set_size({"width": 640, "height": 400})
+    ws.insert_chart(L.band(0), S + 5, chart)
+
+
+def write_legend(book: Book, ws, L: TrainLayout) -> None:
+    """How a band reads, in band 0's free rows below the ratings (as many lines as fit)."""
+    for r, line in zip(L.legend_rows, LEGEND):
+        book.text(ws, r, 0, line, "note")

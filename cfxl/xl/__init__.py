@@ -1,1 +1,0 @@
-"""The workbook layer: XlsxWriter sheets built from plain numpy records (never from torch)."""
