@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-CONFIG = {"model": "dotbias", "n_factors": 50, "opt": "adam", "lr": 1e-2, "wd": 1e-4, "bs": 1024,
+CONFIG = {"model": "dotbias", "n_factors": 50, "opt": "adam", "lr": 1e-2, "weight_decay": 1e-4, "bs": 1024,
           "epochs": 6, "device": "cpu"}  # the lesson's 50 factors; large batches keep the one training short
 
 

@@ -120,7 +120,8 @@ def main() -> None:
 
     from cfxl.data.ratings import read_ratings
     from cfxl.proof.recalc import Engine
-    from cfxl.records.unrolled import Hyper, unrolled_records
+    from cfxl.records.types import UnrolledHyper
+    from cfxl.records.unrolled import unrolled_records
     from cfxl.proof.verify import verify
     from cfxl.sheets.unrolled_layout import TrainLayout
 
@@ -138,7 +139,7 @@ def main() -> None:
         for K in args.steps:
             t = {}
             with timed(t, "torch"):
-                rec = unrolled_records(ratings, steps=K, hyper=Hyper(opt="adam"))
+                rec = unrolled_records(ratings, steps=K, hyper=UnrolledHyper(opt="adam"))
             L = TrainLayout(*rec.ratings.shape, rec.n_factors, K)
             full, bare = folder / f"train{K}.xlsx", folder / f"train{K}_bare.xlsx"
             with timed(t, "write"):

@@ -124,7 +124,8 @@ _TRAINING_OPTIONS = [
     click.option("--opt", default="adam", show_default=True,
         help="sgd, momentum, adam, rmsprop or adagrad (torch.optim's classes)."),
     click.option("--lr", type=float, default=1e-2, show_default=True, help="Learning rate."),
-    click.option("--wd", type=float, default=0.0, show_default=True, help="L2 weight decay."),
+    click.option("--wd", "--weight-decay", "weight_decay", type=float, default=0.0, show_default=True,
+        help="L2 weight decay, added to the gradient as torch.optim does."),
     click.option("--epochs", type=int, default=3, show_default=True),
     click.option("--bs", type=int, default=64, show_default=True, help="Batch size (the lesson's 64)."),
     click.option("--factors", "n_factors", type=int, default=50, show_default=True),
@@ -200,7 +201,8 @@ def demo(quick, out_dir, quiet):
       cfxl demo
     """
     from cfxl.data.ratings import read_ratings
-    from cfxl.workbooks import WORKBOOK_MODEL, run_lesson, write_workbooks
+    from cfxl.presets import WORKBOOK_MODEL
+    from cfxl.workbooks import run_lesson, write_workbooks
 
     data = read_ratings(None)
     click.echo(f"embedded sample {data.source}: {len(data):,} ratings, {data.n_users:,} users, "
@@ -209,7 +211,7 @@ def demo(quick, out_dir, quiet):
     printer = {}  # a fresh table (with its header) for each model
 
     def on_start(name, config):
-        click.echo(f"\n{name}: {config.opt}, schedule {config.schedule}, wd {config.wd:g}")
+        click.echo(f"\n{name}: {config.opt}, schedule {config.schedule}, weight decay {config.weight_decay:g}")
         printer["epoch"] = _epoch_printer()
 
     models = run_lesson(data, quick=quick, progress=False if quiet else None, on_start=on_start,
@@ -375,12 +377,12 @@ def unroll(ratings, user_col, item_col, rating_col, output, force, steps, n_fact
       cfxl unroll --steps 200 --opt momentum --lr 0.5 -o train200.xlsx
     """
     from cfxl.workbooks import export_train_sheet
-    from cfxl.records.unrolled import Hyper
+    from cfxl.records.types import UnrolledHyper
     from cfxl.sheets.book import check_target
 
     check_target(output, force=force)
     beta1, beta2 = betas or (0.9, 0.999)
-    hyper = Hyper(opt=opt, lr=lr, momentum=momentum, beta1=beta1, beta2=beta2, eps=eps,
+    hyper = UnrolledHyper(opt=opt, lr=lr, momentum=momentum, betas=(beta1, beta2), eps=eps,
                   weight_decay=wd)
     data = _read(ratings, user_col, item_col, rating_col)
     export_train_sheet(output, data, steps=steps, n_factors=n_factors, hyper=hyper, force=force)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from cfxl import presets
 from cfxl.data.ratings import Ratings
 from cfxl.records.lesson import lesson_records
 from cfxl.records.model_tables import model_tables
@@ -109,29 +110,18 @@ def export_graddesc(output, ratings: Ratings, *, rules: str = "torch", steps: in
 def export_train_sheet(output, ratings: Ratings, *, steps: int = 50, n_factors: int = 3,
                        hyper=None, force: bool = False) -> Path:
     """Write the `train` workbook: the slice model's full-batch training unrolled in formulas."""
-    from cfxl.records.unrolled import Hyper, unrolled_records
+    from cfxl.records.types import UnrolledHyper
+    from cfxl.records.unrolled import unrolled_records
     from cfxl.sheets.unrolled import write_train_sheet
 
     records = unrolled_records(ratings, steps=steps, n_factors=n_factors,
-                               hyper=hyper or Hyper())
+                               hyper=hyper or UnrolledHyper())
     return write_atomic(output, lambda book: write_train_sheet(book, records), force=force)
-
-
-# The lesson's experiments (lesson-workbooks.md §1.7): SGD with momentum for the dot models,
-# Adam for the net, batch size 64, the lr dropped from 0.1 to 0.01 after three epochs.
-LESSON_RUNS = {
-    "EmbeddingDot": dict(model="dot", opt="momentum", momentum=0.9, wd=1e-5,
-                         schedule="3@0.1,3@0.01", bs=64),
-    "EmbeddingDotBias": dict(model="dotbias", opt="momentum", momentum=0.9, wd=2e-4,
-                             schedule="3@0.1,3@0.01", bs=64),
-    "EmbeddingNet": dict(model="net", opt="adam", lr=1e-3, wd=1e-5, epochs=6, bs=64),
-}
-WORKBOOK_MODEL = "EmbeddingDotBias"  # the model behind the collab workbook's whole-model sheets
 
 
 def lesson_config(name: str, *, quick: bool = False) -> Config:
     """The lesson's settings for one run; quick keeps one epoch per stage."""
-    settings = LESSON_RUNS[name]
+    settings = presets.LESSON_RUNS[name]
     config = Config(**settings)
     if not quick:
         return config
@@ -143,7 +133,7 @@ def run_lesson(data: Ratings, *, quick: bool = False, progress=None, on_start=No
                on_epoch=None) -> dict[str, Trained]:
     """Train the lesson's three models on `data`, in the lesson's order."""
     models = {}
-    for name in LESSON_RUNS:
+    for name in presets.LESSON_RUNS:
         config = lesson_config(name, quick=quick)
         if on_start is not None:
             on_start(name, config)

@@ -10,8 +10,9 @@ import numpy as np
 import openpyxl
 import pytest
 
+from cfxl.errors import CfxlError
 from cfxl.records import graddesc
-from cfxl.records.graddesc import SHEETS, GraddescRecords, Hyper
+from cfxl.records.types import LINE_SHEETS, GraddescRecords, LineHyper
 from cfxl.proof.recalc import recalc
 from cfxl.proof.verify import verify
 from cfxl.sheets.book import cell, write_atomic
@@ -83,16 +84,16 @@ def test_every_step_recomputes_to_torchs_values(records, recomputed):
     assert recomputed.errors == []
     report = verify(recomputed, rtol=1e-12, atol=ATOL)
     assert report.ok, report.failures[:5]
-    assert list(recomputed.values)[:8] == ["Intro", "data", *SHEETS.values()]
+    assert list(recomputed.values)[:8] == ["Intro", "data", *LINE_SHEETS.values()]
     assert report.sheets["data"].checked == len(records.data.x)
     for opt, r in records.runs.items():
-        assert report.sheets[SHEETS[opt]].checked == expected_checks(r)
+        assert report.sheets[LINE_SHEETS[opt]].checked == expected_checks(r)
 
 
 def test_trajectories_and_state_equal_torchs_to_1e12(records, recomputed):
     """b, a, new b, new a and every state column on every row, relative to torch's, no floor."""
     for opt, r in records.runs.items():
-        values = recomputed.values[SHEETS[opt]]
+        values = recomputed.values[LINE_SHEETS[opt]]
         for key, want in (("b", r.b), ("a", r.a), ("new_b", r.new_b), ("new_a", r.new_a),
                           ("step", r.step)):
             np.testing.assert_allclose(column(values, r, key), want, rtol=1e-12, atol=0)
@@ -135,7 +136,7 @@ def test_an_edited_lr_or_beta_moves_every_sheet_to_a_fresh_torch_run(records, bo
     changed["adam"]["beta1"] = 0.8
     changed["adam_ann"]["beta2"] = 0.95
     changed["momentum"]["weight_decay"] = 0.01  # the weight-decay term moves as torch's does
-    edits = {SHEETS[opt]: {_ref(runs[opt], k): v for k, v in kv.items()}
+    edits = {LINE_SHEETS[opt]: {_ref(runs[opt], k): v for k, v in kv.items()}
              for opt, kv in changed.items()}
     after = recalc(_edit(openpyxl.load_workbook(book), tmp_path / "edited.xlsx", edits),
                    engine=engine)
@@ -146,7 +147,7 @@ def test_an_edited_lr_or_beta_moves_every_sheet_to_a_fresh_torch_run(records, bo
         new = dataclasses.replace(h, lr=kv["lr"], betas=betas,
                                   weight_decay=kv.get("weight_decay", h.weight_decay))
         fresh = graddesc.train(opt, records.data, new)
-        values = after.values[SHEETS[opt]]
+        values = after.values[LINE_SHEETS[opt]]
         got_b, got_a = column(values, fresh, "new_b"), column(values, fresh, "new_a")
         assert not np.allclose(got_b, runs[opt].new_b)  # it moved
         np.testing.assert_allclose(got_b, fresh.new_b, rtol=1e-12, atol=0)
@@ -156,13 +157,13 @@ def test_an_edited_lr_or_beta_moves_every_sheet_to_a_fresh_torch_run(records, bo
 def test_the_intro_lists_where_torch_and_the_lesson_differ(book):
     text = " ".join(str(v) for v in top_rows(book, "Intro", 100).values())
     for phrase in ["(1 - beta)", "no bias correction and no eps", "previous row's average",
-                   "previous epoch's squared gradients", "StepLR", *SHEETS.values()]:
+                   "previous epoch's squared gradients", "StepLR", *LINE_SHEETS.values()]:
         assert phrase in text, phrase
 
 
 def test_the_layout_leaves_the_corner_free_and_labels_the_top_cells(records, book):
     for opt, r in records.runs.items():
-        ws = top_rows(book, SHEETS[opt], 6)
+        ws = top_rows(book, LINE_SHEETS[opt], 6)
         assert not {"A1", "A2", "B1", "B2"} & ws.keys()  # for the Reset / Run buttons
         assert [ws[k] for k in ("C1", "D1", "C2", "D2", "E1", "F1")] == \
                ["b (intercept)", 1, "a (slope)", 1, "lr", r.hyper.lr]
@@ -180,7 +181,7 @@ def test_the_layout_leaves_the_corner_free_and_labels_the_top_cells(records, boo
 def test_each_optimizer_sheet_has_an_error_by_epoch_chart(book):
     with zipfile.ZipFile(book) as z:
         charts = [z.read(n).decode() for n in z.namelist() if re.match(r"xl/charts/chart\d+", n)]
-    assert len(charts) == len(SHEETS)
+    assert len(charts) == len(LINE_SHEETS)
     assert all("Error by epoch" in c and "<c:lineChart>" in c for c in charts)
 
 
@@ -191,7 +192,7 @@ def test_the_lesson_rules_recompute_to_their_numpy_implementation(lesson_records
     report = verify(done, rtol=1e-12, atol=1e-15)  # the same arithmetic: no floor needed
     assert report.ok, report.failures[:5]
     for opt, r in lesson_records.runs.items():
-        assert report.sheets[SHEETS[opt]].checked == expected_checks(r)
+        assert report.sheets[LINE_SHEETS[opt]].checked == expected_checks(r)
     # the lesson's rmsprop alone, its lr edited: its numpy rules at the new lr
     r = lesson_records.runs["rmsprop"]
     small = write_atomic(tmp_path / "rmsprop.xlsx", lambda b: write_graddesc_sheets(
@@ -208,7 +209,7 @@ def test_the_lesson_rules_recompute_to_their_numpy_implementation(lesson_records
 
 def test_the_first_row_of_basic_sgd_is_the_lessons(engine, tmp_path):
     d = graddesc.lesson_data()
-    r = graddesc.train("sgd", d, Hyper(lr=1e-4, epochs=1))
+    r = graddesc.train("sgd", d, LineHyper(lr=1e-4, epochs=1))
     path = write_atomic(tmp_path / "first.xlsx", lambda b: write_graddesc_sheets(
         b, GraddescRecords(d, "torch", {"sgd": r})))
     values = recalc(path, engine=engine).values["basic SGD"]
@@ -244,7 +245,7 @@ def test_data_is_seeded_integers_and_y_is_the_true_line():
 def test_wrong_rules_or_names_are_refused(records):
     with pytest.raises(ValueError, match="torch rules"):
         write_graddesc_sheets(None, records, rules="lesson")
-    with pytest.raises(ValueError, match="unknown optimizer"):
+    with pytest.raises(CfxlError, match="unknown optimizer"):
         graddesc.train("lbfgs", records.data)
-    with pytest.raises(ValueError, match="unknown rules"):
+    with pytest.raises(CfxlError, match="unknown rules"):
         graddesc.run("keras")

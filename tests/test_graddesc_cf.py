@@ -11,15 +11,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cfxl.records.cf_steps import LRS, OPTS, CFStepRecords, cf_step_records
+from cfxl.presets import CF_LRS as LRS
+from cfxl.records.cf_steps import cf_step_records
+from cfxl.records.types import SLICE_OPTIMIZERS, CFStepRecords
 from cfxl.data.ratings import read_ratings
-from cfxl.errors import UnknownIdError
+from cfxl.errors import CfxlError, UnknownIdError
 from cfxl.records.lesson import lesson_records
 from cfxl.engine.models import EmbeddingDotBias
 from cfxl.proof.recalc import recalc
 from cfxl.proof.verify import verify
 from cfxl.sheets.book import cell, write_atomic
-from cfxl.sheets.cf_steps import FIRST, HEAD_ROW, SHEETS, StepLayout, write_cf_sheets
+from cfxl.sheets.cf_steps import FIRST, HEAD_ROW, CF_SHEETS, StepLayout, write_cf_sheets
 from cfxl.sheets.gradients import gradients_layout
 
 TRACE_USERS = [25, 569]            # the sample's most active user and one of its least
@@ -50,10 +52,10 @@ def recomputed(book, engine):
 def expected_checks(rec: CFStepRecords) -> dict[str, int]:
     """Verified cells per sheet: every formula of a torch value."""
     g = rec.gradients
-    (U, M), k, cells = g.ratings.shape, rec.n_factors, len(rec.names) * rec.steps
+    (U, M), k, cells = g.slice.ratings.shape, rec.n_factors, len(rec.names) * rec.steps
     per_row = {"sgd": 4, "momentum": 5, "adam": 9}  # value, grad_used, [state], lr, new value
-    checks = {"gradients": 1 + 2 * g.n + 2 * U * M + (U + M) * (k + 1)}  # n; pred, dpred/dx;
-    checks.update({SHEETS[o]: per_row[o] * cells + 2 * (o == "adam") for o in rec.runs})
+    checks = {"gradients": 1 + 2 * g.slice.n + 2 * U * M + (U + M) * (k + 1)}  # n; pred, dpred/dx;
+    checks.update({CF_SHEETS[o]: per_row[o] * cells + 2 * (o == "adam") for o in rec.runs})
     return checks  # d loss/d pred and d loss/dx on every cell; each parameter's gradient
 
 
@@ -106,7 +108,7 @@ def edited(rec, book, engine, tmp_path_factory):
     """The workbook with every cf sheet's lr halved and one gradients-sheet user factor moved."""
     wb = openpyxl.load_workbook(book)
     for opt in rec.runs:
-        ws = wb[SHEETS[opt]]
+        ws = wb[CF_SHEETS[opt]]
         assert ws["C2"].value == "lr" and ws["C3"].value == LRS[opt]
         ws["C3"].value = LRS[opt] / 2
     G = gradients_layout(rec.gradients)
@@ -122,7 +124,7 @@ def test_an_edited_lr_replays_torchs_rule_at_the_new_lr(rec, recomputed, edited)
     assert after.errors == []
     for opt, run in rec.runs.items():
         L = StepLayout(opt, len(rec.names), rec.steps)
-        values = after.values[SHEETS[opt]]
+        values = after.values[CF_SHEETS[opt]]
         new = _column(values, L, "new value")
         want = replay(opt, {**run.hyper, "lr": LRS[opt] / 2}, run.value[0], run.grad)
         np.testing.assert_allclose(new, want, rtol=1e-12, atol=1e-15)
@@ -132,7 +134,7 @@ def test_an_edited_lr_replays_torchs_rule_at_the_new_lr(rec, recomputed, edited)
         assert moved[-1].mean() > 0.9  # almost every element ends somewhere else
         torch_col = _column(values, L, "torch value_after")  # torch's recorded values stay
         np.testing.assert_allclose(torch_col, run.value_after, rtol=1e-15)
-        before = _column(recomputed.values[SHEETS[opt]], L, "new value")
+        before = _column(recomputed.values[CF_SHEETS[opt]], L, "new value")
         np.testing.assert_allclose(before, run.value_after, rtol=1e-12, atol=1e-15)
 
 
@@ -174,7 +176,7 @@ def test_the_gradients_sheet_is_autograd(rec, ratings, recomputed, edited):
     g = rec.gradients
     G = gradients_layout(g)
     sheet = _chain_rule(recomputed.values["gradients"], G)
-    fresh = _autograd(ratings, g.u_weight, g.i_weight, g.u_bias, g.i_bias, g.ratings)
+    fresh = _autograd(ratings, g.u_weight, g.i_weight, g.u_bias, g.i_bias, g.slice.ratings)
     for name, value in sheet.items():
         np.testing.assert_allclose(value, fresh[name], rtol=1e-12, atol=1e-16)
         np.testing.assert_array_equal(getattr(g, f"d_{name}"), fresh[name])
@@ -193,7 +195,7 @@ def test_the_gradients_sheet_is_autograd(rec, ratings, recomputed, edited):
     edited_cell = cell(G.g.pred_row + user, G.g.uf_col + factor)  # openpyxl keeps 16 digits
     assert after.values["gradients"][edited_cell] == pytest.approx(u_weight[user, factor],
                                                                     rel=1e-15)
-    moved = _autograd(ratings, u_weight, g.i_weight, g.u_bias, g.i_bias, g.ratings)
+    moved = _autograd(ratings, u_weight, g.i_weight, g.u_bias, g.i_bias, g.slice.ratings)
     sheet = _chain_rule(after.values["gradients"], G)
     for name, value in sheet.items():
         np.testing.assert_allclose(value, moved[name], rtol=1e-12, atol=1e-16)
@@ -206,7 +208,7 @@ def test_rows_are_grouped_by_step_with_the_previous_step_a_fixed_offset_up(rec, 
     E = len(rec.names)
     for opt, run in rec.runs.items():
         L = StepLayout(opt, E, rec.steps)
-        rows = list(wb[SHEETS[opt]].iter_rows(min_row=1, max_row=L.row(2, E - 1) + 1,
+        rows = list(wb[CF_SHEETS[opt]].iter_rows(min_row=1, max_row=L.row(2, E - 1) + 1,
                                               values_only=True))
         assert [h for h in rows[HEAD_ROW] if h][:len(L.columns)] == list(L.columns)
         hyper = {k: v for k, v in zip(rows[1][2:], rows[2][2:]) if k}
@@ -258,13 +260,13 @@ def test_records_start_at_the_bias_sheets_model_and_learn(rec, ratings):
         np.testing.assert_array_equal(getattr(g, name), getattr(start, name))
     first = np.concatenate([getattr(start, n).reshape(-1)
                             for n in ("u_weight", "i_weight", "u_bias", "i_bias")])
-    assert list(rec.runs) == list(OPTS)
+    assert list(rec.runs) == list(SLICE_OPTIMIZERS)
     for opt, run in rec.runs.items():
         np.testing.assert_array_equal(run.value[0], first)
         assert run.loss[-1] < run.loss[0] / 3  # the default lrs learn visibly in 30 steps
         assert run.lr.tolist() == [LRS[opt]] * rec.steps
     assert rec.runs["adam"].state["step"].tolist() == list(range(1, rec.steps + 1))
-    assert g.loss == rec.runs["sgd"].loss[0] and g.n == rec.n_ratings == 210
+    assert g.loss == rec.runs["sgd"].loss[0] and g.slice.n == rec.n_ratings == 210
 
 
 @pytest.fixture(scope="module")
@@ -307,7 +309,7 @@ def test_traced_rows_on_the_whole_data_stay_small_and_verify(traced, ratings, en
     path = write_atomic(tmp_path / "traced.xlsx", lambda b: write_cf_sheets(b, traced))
     wb = openpyxl.load_workbook(path, read_only=True)
     for opt in traced.runs:
-        ws = wb[SHEETS[opt]]
+        ws = wb[CF_SHEETS[opt]]
         column = [row[0] for row in ws.iter_rows(min_row=FIRST + 1, values_only=True)]
         assert column == names * (steps + 1)  # one row per (step, element), step 0 included
     report = verify(path, engine=engine)
@@ -318,7 +320,7 @@ def test_traced_rows_on_the_whole_data_stay_small_and_verify(traced, ratings, en
 
 
 def test_weight_decay_and_batches_follow_torch(ratings, engine, tmp_path):
-    rec = cf_step_records(ratings, steps=4, n_users=6, n_movies=6, n_factors=2, wd=0.01, bs=8)
+    rec = cf_step_records(ratings, steps=4, n_users=6, n_movies=6, n_factors=2, weight_decay=0.01, bs=8)
     for opt, run in rec.runs.items():
         np.testing.assert_allclose(run.grad_used, run.grad + 0.01 * run.value, rtol=1e-15)
         np.testing.assert_allclose(replay(opt, run.hyper, run.value[0], run.grad),
@@ -331,9 +333,9 @@ def test_weight_decay_and_batches_follow_torch(ratings, engine, tmp_path):
 
 
 def test_bad_arguments_say_why(ratings):
-    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
+    with pytest.raises(CfxlError, match="unknown optimizer 'rmsprop'"):
         cf_step_records(ratings, opts=("sgd", "rmsprop"))
     with pytest.raises(UnknownIdError, match="user id 999999 is unknown"):
         cf_step_records(ratings, steps=1, trace_users=[999999])
-    with pytest.raises(ValueError, match="steps >= 1"):
+    with pytest.raises(CfxlError, match="steps >= 1"):
         cf_step_records(ratings, steps=0)

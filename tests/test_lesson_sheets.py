@@ -53,7 +53,7 @@ def opened(book):
 
 def expected_checks(rec: LessonRecords) -> dict[str, int]:
     """Verified cells per sheet: every formula torch computed (MATCH positions are not torch's)."""
-    n, (n_users, n_movies), k, nh = len(rec.rows), rec.ratings.shape, rec.n_factors, rec.nh
+    n, (n_users, n_movies), k, nh = len(rec.slice.rows), rec.slice.ratings.shape, rec.n_factors, rec.nh
     fit = 2 * n + 1  # a prediction and an error (or squared error) per rating, and the loss
     return {"dotprod": fit, "bias": fit,
             "movielens_emb": n * 2 * k + fit,                          # looked-up embeddings
@@ -73,7 +73,7 @@ def test_every_prediction_error_and_loss_recomputes_to_torchs_value(rec, recompu
 
 def test_unrated_cells_predict_blank_and_the_loss_skips_them(rec, recomputed):
     L = grid_layout(rec, bias=False)
-    i, j = np.argwhere(np.isnan(rec.ratings))[0]
+    i, j = np.argwhere(np.isnan(rec.slice.ratings))[0]
     values = recomputed.values["dotprod"]
     for row in (L.pred_row, L.err_row):
         ref = cell(row + i, L.grid_col + j)
@@ -89,9 +89,9 @@ def test_the_bias_sheet_is_the_models_sigmoid_range(rec, ratings, recomputed):
     L = grid_layout(rec, bias=True)
     values = recomputed.values["bias"]
     assert (values["C5"], values["C6"]) == ratings.rating_range == rec.bias.y_range
-    preds = np.array([values[cell(L.pred_row + i, L.grid_col + j)] for i, j in zip(rec.rows, rec.cols)])
-    assert ((preds > rec.y_range[0]) & (preds < rec.y_range[1])).all()
-    np.testing.assert_allclose(preds, rec.bias.pred[rec.rows, rec.cols], rtol=1e-12)
+    preds = np.array([values[cell(L.pred_row + i, L.grid_col + j)] for i, j in zip(rec.slice.rows, rec.slice.cols)])
+    assert ((preds > rec.slice.y_range[0]) & (preds < rec.slice.y_range[1])).all()
+    np.testing.assert_allclose(preds, rec.bias.pred[rec.slice.rows, rec.slice.cols], rtol=1e-12)
 
 
 def _block(ws, row: int, col: int, n_rows: int, n_cols: int) -> np.ndarray:
@@ -129,7 +129,7 @@ def _same(a: dict, b: dict) -> bool:
 
 def test_an_edited_parameter_moves_exactly_what_torch_moves(rec, book, recomputed, engine, tmp_path):
     L = grid_layout(rec, bias=False)
-    U, M, k, nh = *rec.ratings.shape, rec.n_factors, rec.nh
+    U, M, k, nh = *rec.slice.ratings.shape, rec.n_factors, rec.nh
     user = 3  # one user's first factor on dotprod; hidden unit h1's weight on u1 on nn
     wb = openpyxl.load_workbook(book)
     dot, nn_ = wb["dotprod"], wb["nn"]
@@ -147,21 +147,21 @@ def test_an_edited_parameter_moves_exactly_what_torch_moves(rec, book, recompute
     model = _load(EmbeddingDot(U, M, k), {
         "u_weight.weight": _block(ws, L.pred_row, L.uf_col, U, k),
         "i_weight.weight": _block(ws, L.mf_row, L.grid_col, k, M).T})
-    users, movies = torch.from_numpy(rec.rows), torch.from_numpy(rec.cols)
-    y = torch.from_numpy(rec.long_ratings)
+    users, movies = torch.from_numpy(rec.slice.rows), torch.from_numpy(rec.slice.cols)
+    y = torch.from_numpy(rec.slice.long_ratings)
     with torch.no_grad():
         pred = model(users, movies).numpy()
         loss = float(F.mse_loss(model(users, movies), y).sqrt())
     before, now = recomputed.values["dotprod"], after.values["dotprod"]
     moved = 0
-    for n, (i, j) in enumerate(zip(rec.rows, rec.cols)):
+    for n, (i, j) in enumerate(zip(rec.slice.rows, rec.slice.cols)):
         ref = cell(L.pred_row + i, L.grid_col + j)
         assert now[ref] == pytest.approx(pred[n], rel=1e-12)
         if i == user:
             moved += now[ref] != before[ref]
         else:  # openpyxl re-saves every number to 16 digits: the last bit may move, no more
             assert now[ref] == pytest.approx(before[ref], rel=1e-14)
-    assert moved == (rec.rows == user).sum() > 0
+    assert moved == (rec.slice.rows == user).sum() > 0
     loss_ref = cell(L.loss_row, L.last_col)
     assert now[loss_ref] == pytest.approx(loss, rel=1e-12) and now[loss_ref] != before[loss_ref]
     for sheet in ("bias", "movielens_emb", "movielens_1hot"):  # each sheet has its own tables
@@ -171,7 +171,7 @@ def test_an_edited_parameter_moves_exactly_what_torch_moves(rec, book, recompute
     ws = wb["nn"]
     movie0 = _row_labelled(ws, "movieId", col=2) + 1
     lin2, lo = _row_labelled(ws, "out"), _row_labelled(ws, "lo")
-    net = EmbeddingNet(U, M, k, nh=nh, y_range=rec.y_range)
+    net = EmbeddingNet(U, M, k, nh=nh, y_range=rec.slice.y_range)
     assert net.y_range == (ws.cell(lo + 1, 2).value, ws.cell(lo + 2, 2).value)
     net = _load(net, {
         "u_weight.weight": _block(ws, 3, 2, U, k), "i_weight.weight": _block(ws, movie0, 2, M, k),
@@ -183,7 +183,7 @@ def test_an_edited_parameter_moves_exactly_what_torch_moves(rec, book, recompute
         pred = net(users, movies).numpy()
         rmse = float(F.mse_loss(net(users, movies), y).sqrt())
     before, now = recomputed.values["nn"], after.values["nn"]
-    rows = range(4, 4 + len(rec.rows))
+    rows = range(4, 4 + len(rec.slice.rows))
     column = {label: get_column_letter(_col_headed(ws, label) + 1)
               for label in ["prediction", "RMSE"] + [f"h{h + 1}" for h in range(nh)]}
     got = np.array([now[f"{column['prediction']}{r}"] for r in rows])
@@ -199,7 +199,7 @@ def test_an_edited_parameter_moves_exactly_what_torch_moves(rec, book, recompute
 
 
 def test_titles_are_text_never_formulas(rec, opened, recomputed):
-    j = rec.titles.index(HOSTILE)
+    j = rec.slice.titles.index(HOSTILE)
     L = grid_layout(rec, bias=False)
     wb = opened
     found = []
@@ -233,12 +233,12 @@ def test_parameters_are_editable_numbers_and_outputs_formulas(rec, opened):
 
 def test_untrained_records_are_the_initial_parameters(ratings):
     rec = lesson_records(ratings, untrained=True)
-    U, M, k = *rec.ratings.shape, rec.n_factors
+    U, M, k = *rec.slice.ratings.shape, rec.n_factors
     assert rec.untrained and rec.steps == 0
     assert (0 <= rec.dot.u_weight).all() and (rec.dot.i_weight <= 0.05).all()
     assert (np.abs(rec.bias.u_bias) <= 0.01).all() and (np.abs(rec.net.i_weight) <= 0.01).all()
     torch.manual_seed(rec.seed)
-    fresh = EmbeddingDotBias(U, M, k, y_range=rec.y_range)
+    fresh = EmbeddingDotBias(U, M, k, y_range=rec.slice.y_range)
     init = fresh.u_weight.weight.detach().double().numpy()
     np.testing.assert_allclose(rec.bias.u_weight, init, rtol=1e-15)  # kept to 16 digits
     assert rec.dot.loss > 2  # factors near 0 predict near 0 for ratings of 0.5 to 5
@@ -267,9 +267,9 @@ def test_records_are_plain_numpy_from_torchs_forward_pass(rec, ratings, opened):
     assert np.array_equal(_block(opened["dotprod"], L.pred_row, L.uf_col, U, k), rec.dot.u_weight)
     assert rec.dot.loss < 0.3 and rec.bias.loss < 0.2 and rec.net.rmse < 0.7  # trained
     assert np.array_equal(rec.long.user_act, rec.long.user_emb)  # a one-hot product is a lookup
-    assert np.array_equal(rec.long.pred, rec.dot.pred[rec.rows, rec.cols])
+    assert np.array_equal(rec.long.pred, rec.dot.pred[rec.slice.rows, rec.slice.cols])
     assert rec.long.rmse == pytest.approx(rec.dot.loss, rel=1e-15)
     assert rec.tensors.dot.tolist() == [6.0, 70.0]
-    assert len(rec.rows) == np.count_nonzero(~np.isnan(rec.ratings)) == 210
+    assert len(rec.slice.rows) == np.count_nonzero(~np.isnan(rec.slice.ratings)) == 210
     again = lesson_records(ratings)  # one seed: the same records
     assert np.array_equal(again.net.lin1_weight, rec.net.lin1_weight)

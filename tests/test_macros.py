@@ -23,7 +23,7 @@ from cfxl.excel import model_functions
 from cfxl.data.ratings import read_ratings
 from cfxl.errors import CfxlError
 from cfxl.workbooks import export_collab, export_graddesc
-from cfxl.records.graddesc import SHEETS
+from cfxl.records.types import LINE_OPTIMIZERS, LINE_RULES, LINE_SHEETS
 from cfxl.proof.recalc import recalc
 from cfxl.proof.snapshot import load, snapshot
 from cfxl.engine.train import Config, fit
@@ -61,7 +61,7 @@ def pristine(tmp_path_factory):
     epochs each: copy, then press buttons."""
     folder = tmp_path_factory.mktemp("pristine")
     books = {}
-    for rules in graddesc.RULES:
+    for rules in LINE_RULES:
         records = graddesc.run(rules, epochs=EPOCHS)
 
         def build(book, records=records):
@@ -72,7 +72,7 @@ def pristine(tmp_path_factory):
     return books
 
 
-def hyper(rules: str, opt: str) -> graddesc.Hyper:
+def hyper(rules: str, opt: str) -> graddesc.LineHyper:
     defaults = graddesc.TORCH_DEFAULTS if rules == "torch" else graddesc.LESSON_DEFAULTS
     return replace(defaults[opt], epochs=EPOCHS)
 
@@ -122,7 +122,7 @@ def test_every_button_is_bound_to_a_macro_of_the_project(exported, pristine):
                 assert macro in defined and macro == macros.MACRO
                 assert meta[sheet]["buttons"][ref] == caption.lower()  # what the button runs
                 found.append((sheet, ref, caption))
-        assert sorted(found) == sorted((name, ref, caption) for name in SHEETS.values()
+        assert sorted(found) == sorted((name, ref, caption) for name in LINE_SHEETS.values()
                                        for ref, caption in (("A1", "Reset"), ("B1", "Run")))
 
 
@@ -183,11 +183,11 @@ def sheet_values(values: dict, r, key: str) -> np.ndarray:
     return np.array([values[cell(L.row(s), L.cols[key])] for s in range(r.n_steps)])
 
 
-@pytest.mark.parametrize("rules", graddesc.RULES)
+@pytest.mark.parametrize("rules", LINE_RULES)
 def test_resume_continues_one_longer_run_bit_for_bit(rules):
     d = graddesc.data()
     fn = graddesc.train if rules == "torch" else graddesc.lesson
-    for opt in graddesc.OPTIMIZERS:
+    for opt in LINE_OPTIMIZERS:
         if rules == "lesson" and opt == "adam_ann":
             continue  # its smallest-so-far restarts with each Run
         h = hyper(rules, opt)
@@ -201,7 +201,7 @@ def test_resume_continues_one_longer_run_bit_for_bit(rules):
             assert np.array_equal(whole.state[key][tail], second.state[key]), (opt, key)
 
 
-@pytest.mark.parametrize("rules", graddesc.RULES)
+@pytest.mark.parametrize("rules", LINE_RULES)
 def test_run_continues_the_run_and_libreoffice_agrees(pristine, rules, tmp_path, engine):
     path = copy_book(pristine[rules], tmp_path)
     actions.apply(path, "run")  # every optimizer sheet, one Run each
@@ -215,7 +215,7 @@ def test_run_continues_the_run_and_libreoffice_agrees(pristine, rules, tmp_path,
                     min_row=2, values_only=True)}
     d = graddesc.data()
     fn = graddesc.train if rules == "torch" else graddesc.lesson
-    for opt, name in SHEETS.items():
+    for opt, name in LINE_SHEETS.items():
         if rules == "lesson" and opt == "adam_ann":
             continue  # its smallest-so-far restarts with each Run (see cfxl.records.graddesc.resume)
         passes = 3 if opt == "adam" else 2
@@ -274,7 +274,7 @@ def test_reset_undoes_runs_and_edits(pristine, tmp_path):
     actions.apply(path, "reset")
     original, now = load(pristine["lesson"]), load(path)
     for a, b in zip(original.sheets, now.sheets):
-        if a.name in SHEETS.values() or a.name == "_torch":
+        if a.name in LINE_SHEETS.values() or a.name == "_torch":
             assert a.cells.keys() == b.cells.keys(), a.name
             assert [k for k in a.cells if a.cells[k] != b.cells[k]
                     and not np.isclose(a.cells[k][1], b.cells[k][1], rtol=1e-15, atol=0)] == []
@@ -504,8 +504,8 @@ def test_buttons_find_their_action_through_application_caller(pristine, tmp_path
 
 def test_cfxl_macros_bas_passes_each_action_to_on_button():
     text = (TEMPLATES / "cfxl_macros.bas").read_text()
-    calls = dict(re.findall(r"Sub (\w+)\(\)\s+RunPython \"import cfxl\.udfs; "
-                            r"cfxl\.udfs\.on_button\('(\w+)'\)\"\s+End Sub", text))
+    calls = dict(re.findall(r"Sub (\w+)\(\)\s+RunPython \"import cfxl\.excel\.udfs; "
+                            r"cfxl\.excel\.udfs\.on_button\('(\w+)'\)\"\s+End Sub", text))
     assert calls == {"CfxlReset": "reset", "CfxlRun": "run", "CfxlTrain": "train",
                      "CfxlRefresh": "refresh"}
     assert set(calls.values()) == set(actions.ACTIONS)

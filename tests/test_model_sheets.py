@@ -228,7 +228,7 @@ def test_libreoffice_opens_it_and_reads_the_hostile_titles_as_text(engine, workb
 def sample_movies():
     """The movies table of an EmbeddingDotBias trained on the embedded sample (about 1 s)."""
     ratings = read_ratings()
-    trained = fit(Config(model="dotbias", opt="adam", lr=1e-2, wd=1e-4, bs=1024, epochs=6, n_factors=10,
+    trained = fit(Config(model="dotbias", opt="adam", lr=1e-2, weight_decay=1e-4, bs=1024, epochs=6, n_factors=10,
                          device="cpu"), ratings, progress=False)
     return model_tables(trained, ratings).movies
 
@@ -268,7 +268,8 @@ def test_pca_finds_the_planted_axes_and_names_them_by_their_genres(sample_movies
 
 
 def test_the_analysis_sheets_of_the_sample_show_the_computed_labels(tmp_path, sample_movies):
-    path = write_atomic(tmp_path / "a.xlsx", lambda b: (write_bias_rank(b, sample_movies), write_pca(b, sample_movies)))
+    path = write_atomic(tmp_path / "a.xlsx", lambda b: (write_bias_rank(b, bias_rank(sample_movies)),
+                                            write_pca(b, pca(sample_movies))))
     ws = openpyxl.load_workbook(path)["pca"]
     labels = [(ws.cell(3 + j, 10).value, ws.cell(3 + j, 12).value) for j in range(3)]
     assert labels == pca(sample_movies).labels

@@ -25,7 +25,7 @@ def test_shape_of_ml_latest_small(sample):
 
 @pytest.fixture(scope="module")
 def trained(sample):
-    config = Config(model="dotbias", n_factors=10, opt="adam", lr=1e-2, wd=1e-4, bs=1024,
+    config = Config(model="dotbias", n_factors=10, opt="adam", lr=1e-2, weight_decay=1e-4, bs=1024,
                     epochs=6, device="cpu")
     return fit(config, sample, progress=False)
 

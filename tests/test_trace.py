@@ -53,10 +53,10 @@ def close(a, b):
     np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("wd", [0.0, 0.01])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
 @pytest.mark.parametrize("opt", list(RULES))
-def test_replay_reproduces_every_step(small, opt, wd):
-    config = Config(model="dotbias", n_factors=3, opt=opt, lr=LRS[opt], wd=wd, bs=8, epochs=3,
+def test_replay_reproduces_every_step(small, opt, weight_decay):
+    config = Config(model="dotbias", n_factors=3, opt=opt, lr=LRS[opt], weight_decay=weight_decay, bs=8, epochs=3,
                     dtype="float64", device="cpu", val_pct=0.0)
     trained = fit(config, small, recorder=Recorder(), progress=False)
     trace = trained.trace
@@ -67,7 +67,7 @@ def test_replay_reproduces_every_step(small, opt, wd):
         p, state = pt.value[0].copy(), {}
         for t in range(1, n_steps + 1):
             close(pt.value[t - 1], p)
-            g = pt.grad[t - 1] + wd * p
+            g = pt.grad[t - 1] + weight_decay * p
             close(pt.grad_used[t - 1], g)
             p = RULES[opt](p, g, state, {**hyper, "lr": trace.lr[t - 1]}, t)
             close(pt.value_after[t - 1], p)

@@ -91,7 +91,7 @@ def test_unknown_prediction_id_says_why(ratings):
 @pytest.mark.parametrize("opt", ["sgd", "adagrad", "adam"])
 def test_sparse_fast_path_trains(ratings, opt):
     lr = {"sgd": 1.0, "adagrad": 0.3, "adam": 0.05}[opt]
-    config = quick(opt=opt, lr=lr, sparse=True, wd=1e-4)
+    config = quick(opt=opt, lr=lr, sparse=True, weight_decay=1e-4)
     trained = fit(config, ratings, progress=False)
     assert trained.model.u_weight.sparse
     kinds = [type(o).__name__ for o in make_optimizers(config, trained.model)]

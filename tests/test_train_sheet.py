@@ -10,13 +10,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cfxl.records.cf_steps import PARAMS
 from cfxl.data.ratings import read_ratings
 from cfxl.errors import CfxlError
-from cfxl.records.lesson import lesson_records, lesson_slice
+from cfxl.records.lesson import lesson_records
+from cfxl.records.replay import take_slice
 from cfxl.engine.models import EmbeddingDotBias
 from cfxl.proof.recalc import recalc
-from cfxl.records.unrolled import N_FACTORS, STEPS, Hyper, unrolled_records
+from cfxl.presets import UNROLLED_FACTORS as N_FACTORS, UNROLLED_STEPS as STEPS
+from cfxl.records.types import SLICE_PARAMS, UnrolledHyper
+from cfxl.records.unrolled import settings, unrolled_records
 from cfxl.proof.verify import verify
 from cfxl.sheets.book import cell, write_atomic
 from cfxl.sheets.unrolled_layout import FRAMES, TrainLayout
@@ -24,9 +26,9 @@ from cfxl.sheets.unrolled import SHEET, write_train_sheet
 
 RTOL = 1e-12
 # Edits tried on the written (Adam) sheet: an lr; a switch to SGD; to momentum with weight decay.
-EDITS = {"adam, lr 0.02": Hyper(opt="adam", lr=0.02),
-         "sgd": Hyper(opt="sgd", lr=4.0),
-         "momentum, weight decay": Hyper(opt="momentum", lr=0.3, weight_decay=0.01)}
+EDITS = {"adam, lr 0.02": UnrolledHyper(opt="adam", lr=0.02),
+         "sgd": UnrolledHyper(opt="sgd", lr=4.0),
+         "momentum, weight decay": UnrolledHyper(opt="momentum", lr=0.3, weight_decay=0.01)}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,7 @@ def rec(ratings):
 
 @pytest.fixture(scope="module")
 def layout(rec):
-    return TrainLayout(*rec.ratings.shape, rec.n_factors, rec.steps)
+    return TrainLayout(*rec.slice.ratings.shape, rec.n_factors, rec.steps)
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +61,9 @@ def trajectory(values: dict, L: TrainLayout):
     """(loss (K,), {param: (K + 1, ...)}) as the sheet computed them: each band's MSE, and the
     start then every band's updated parameters."""
     loss = np.array([values[cell(L.band(k), L.loss_col)] for k in range(1, L.steps + 1)])
-    params = {p: [] for p in PARAMS}
+    params = {p: [] for p in SLICE_PARAMS}
     for k in range(L.steps + 1):
-        step = {p: {} for p in PARAMS}
+        step = {p: {} for p in SLICE_PARAMS}
         for p, idx, r, c in L.frame(k, "updated").elements():
             step[p][idx] = values[cell(r, c)]
         for p, got in step.items():
@@ -77,7 +79,7 @@ def assert_follows(values: dict, L: TrainLayout, run) -> None:
     """Every band's MSE and every step's parameters are the run's, to RTOL."""
     loss, params = trajectory(values, L)
     np.testing.assert_allclose(loss, run.loss, rtol=RTOL, atol=0)
-    for p in PARAMS:
+    for p in SLICE_PARAMS:
         np.testing.assert_allclose(params[p], run.value[p], rtol=RTOL, atol=1e-15, err_msg=p)
 
 
@@ -85,12 +87,12 @@ def test_every_band_recomputes_to_torchs_run(rec, layout, recomputed):
     report = verify(recomputed, rtol=RTOL)
     assert report.ok, report.failures[:5]
     assert recomputed.errors == []
-    U, M = rec.ratings.shape
+    U, M = rec.slice.ratings.shape
     elements = (U + M) * (rec.n_factors + 1)
     # per step: step, 2 bias corrections, MSE; prediction, error and d loss/dx at each rating;
     # per element gradient, Adam's two states and the update (the parameters copy the last
     # band); the loss table's row
-    per_step = 4 + 3 * rec.n + elements * 4 + 1
+    per_step = 4 + 3 * rec.slice.n + elements * 4 + 1
     assert report.sheets[SHEET].checked == rec.steps * per_step + 1 + 2  # n; first, last MSE
     assert report.sheets[SHEET].max_rel_err <= RTOL
     values = recomputed.values[SHEET]
@@ -141,7 +143,7 @@ def test_an_edited_lr_or_optimizer_retrains_like_a_fresh_torch_run(edit, ratings
 def small(ratings, engine, tmp_path_factory):
     """A small slice with momentum and weight decay, written and recomputed."""
     rec = unrolled_records(ratings, steps=4, n_users=6, n_movies=7, n_factors=1,
-                           hyper=Hyper(opt="momentum", weight_decay=0.01))
+                           hyper=UnrolledHyper(opt="momentum", weight_decay=0.01))
     path = write_atomic(tmp_path_factory.mktemp("small") / "small.xlsx",
                         lambda b: write_train_sheet(b, rec))
     return rec, path, recalc(path, engine=engine)
@@ -211,16 +213,16 @@ def test_every_band_is_the_same_shape_one_band_lower(book, layout):
 
 
 def test_records_are_torch_optims_run_from_the_bias_sheets_start(ratings, rec):
-    assert (rec.steps, rec.n_factors, rec.hyper) == (STEPS, N_FACTORS, Hyper())
+    assert (rec.steps, rec.n_factors, rec.hyper) == (STEPS, N_FACTORS, settings(UnrolledHyper()))
     start = lesson_records(ratings, n_factors=N_FACTORS, untrained=True).bias
-    for p in PARAMS:
+    for p in SLICE_PARAMS:
         np.testing.assert_array_equal(rec.value[p][0], getattr(start, p))
     # an independent loop: the model's own forward pass and torch.optim.Adam's defaults
-    _, grid, rows, cols = lesson_slice(ratings)
+    s = take_slice(ratings, 15, 15)
     torch.manual_seed(rec.seed)
-    model = EmbeddingDotBias(*grid.shape, N_FACTORS, y_range=ratings.rating_range).double()
+    model = EmbeddingDotBias(*s.shape, N_FACTORS, y_range=ratings.rating_range).double()
     opt = torch.optim.Adam(model.parameters(), lr=rec.hyper.lr)
-    users, movies, y = (torch.from_numpy(a) for a in (rows, cols, grid[rows, cols]))
+    users, movies, y = (torch.from_numpy(a) for a in (s.rows, s.cols, s.long_ratings))
     losses = []
     for _ in range(rec.steps):
         loss = F.mse_loss(model(users, movies), y)
@@ -232,7 +234,7 @@ def test_records_are_torch_optims_run_from_the_bias_sheets_start(ratings, rec):
     np.testing.assert_allclose(rec.value["u_weight"][-1], model.u_weight.weight.detach().numpy(),
                                rtol=1e-12)
     # the recorded grids are the loss's own pieces
-    rated = ~np.isnan(rec.ratings)
+    rated = ~np.isnan(rec.slice.ratings)
     np.testing.assert_allclose(np.nanmean(rec.err ** 2, axis=(1, 2)), rec.loss, rtol=1e-14)
     assert np.all(np.isnan(rec.pred[:, ~rated])) and np.all(rec.dloss_dx[:, ~rated] == 0)
     assert set(rec.state) == {"exp_avg", "exp_avg_sq"}
@@ -242,8 +244,8 @@ def test_records_are_torch_optims_run_from_the_bias_sheets_start(ratings, rec):
 
 def test_bad_settings_say_why(ratings):
     with pytest.raises(CfxlError, match="unknown optimizer 'rmsprop'"):
-        Hyper(opt="rmsprop")
+        settings(UnrolledHyper(opt="rmsprop"))
     with pytest.raises(CfxlError, match="lr must be positive"):
-        Hyper(lr=0.0)
+        settings(UnrolledHyper(lr=0.0))
     with pytest.raises(CfxlError, match="steps >= 1"):
         unrolled_records(ratings, steps=0)

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from cfxl.data.ratings import read_ratings
-from cfxl.workbooks import WORKBOOK_MODEL, lesson_config, write_workbooks
+from cfxl.presets import WORKBOOK_MODEL
+from cfxl.workbooks import lesson_config, write_workbooks
 from cfxl.proof.diff import diff, format_diff
 from cfxl.engine.train import fit
 

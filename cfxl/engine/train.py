@@ -34,7 +34,7 @@ class Config:
     bs: int = 64                 # the lesson's batch size; 4096 and up is much faster
     opt: str = "adam"            # one of OPTIMIZERS: torch.optim's own classes
     lr: float = 1e-2
-    wd: float = 0.0              # L2 weight decay, added to the gradient as torch.optim does
+    weight_decay: float = 0.0    # L2, added to the gradient as torch.optim does
     momentum: float = 0.9        # for opt="momentum" (SGD with momentum, dampening 0)
     betas: tuple[float, float] = (0.9, 0.999)  # torch's Adam defaults
     alpha: float = 0.99          # RMSprop's smoothing constant, torch's default
@@ -96,6 +96,8 @@ class Config:
     @classmethod
     def from_dict(cls, d: dict) -> Config:
         known = {f.name for f in fields(cls)}
+        if "wd" in d:  # cfxl 0.1's name for weight_decay, in checkpoints written by it
+            d = {"weight_decay": d["wd"], **d}
         d = {k: v for k, v in d.items() if k in known}
         if "betas" in d:
             d["betas"] = tuple(d["betas"])
@@ -157,7 +159,7 @@ def make_optimizers(config: Config, model: nn.Module) -> list[torch.optim.Optimi
 def _dense_optimizer(c: Config, params) -> torch.optim.Optimizer:
     return torch_optimizer(c.opt, params, lr=c.lr, momentum=c.momentum, alpha=c.alpha,
                            betas=c.betas, eps=None if c.opt == "adagrad" else c.eps,
-                           weight_decay=c.wd)
+                           weight_decay=c.weight_decay)
 
 
 def make_scheduler(config: Config, opt: torch.optim.Optimizer, n_batches: int):
@@ -192,14 +194,14 @@ def evaluate(model: nn.Module, u: torch.Tensor, m: torch.Tensor, y: torch.Tensor
 
 
 def _lazy_weight_decay(model: nn.Module, users: torch.Tensor, movies: torch.Tensor,
-                       wd: float) -> torch.Tensor:
+                       weight_decay: float) -> torch.Tensor:
     """L2 on the embedding rows this batch touches: sparse optimizers cannot decay whole tables."""
     penalty = 0.0
     for name, e in model.named_children():
         if isinstance(e, nn.Embedding):
             rows = e(users if name.startswith("u_") else movies)  # (batch, k)
             penalty = penalty + rows.square().sum()
-    return 0.5 * wd * penalty / len(users)
+    return 0.5 * weight_decay * penalty / len(users)
 
 
 def fit(config: Config, ratings: Ratings, *, recorder=None, progress: bool | None = None,
@@ -241,8 +243,8 @@ def fit(config: Config, ratings: Ratings, *, recorder=None, progress: bool | Non
             users, movies, y = ub[i:i + c.bs], mb[i:i + c.bs], yb[i:i + c.bs]
             lr = opts[0].param_groups[0]["lr"]
             loss = F.mse_loss(model(users, movies), y)
-            objective = loss + _lazy_weight_decay(model, users, movies, c.wd) \
-                if c.sparse and c.wd else loss
+            objective = loss + _lazy_weight_decay(model, users, movies, c.weight_decay) \
+                if c.sparse and c.weight_decay else loss
             for o in opts:
                 o.zero_grad(set_to_none=True)
             objective.backward()

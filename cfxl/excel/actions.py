@@ -28,10 +28,11 @@ import pandas as pd
 
 from cfxl.engine import checkpoint
 from cfxl.records import graddesc
+from cfxl.records.types import LineData, LineHyper, LineRecords
 from cfxl.data.ratings import read_ratings
 from cfxl.errors import CfxlError
 from cfxl.engine.train import Config, fit
-from cfxl.proof.verify import TORCH_SHEET
+from cfxl.proof.contract import TORCH_SHEET
 from cfxl.excel import update
 from cfxl.excel.update import FileBook, cell_ref
 from cfxl.sheets.graddesc import (
@@ -99,11 +100,11 @@ def _rules(entry: dict):
     return graddesc.train if entry["rules"] == "torch" else graddesc.lesson
 
 
-def line_data(book, n_rows: int) -> graddesc.LineData:
+def line_data(book, n_rows: int) -> LineData:
     """x, b and a as the data sheet holds them now (a reader may have edited them)."""
     b, a = (_number(book, "data", DATA_TOP + i, DATA_Y) for i in (0, 1))
     x = [_number(book, "data", DATA_HEAD + 1 + i, DATA_X) for i in range(n_rows)]
-    return graddesc.LineData(np.array(x, dtype=np.float64), b, a)
+    return LineData(np.array(x, dtype=np.float64), b, a)
 
 
 def _number(book, sheet: str, row: int, col: int) -> float:
@@ -113,15 +114,15 @@ def _number(book, sheet: str, row: int, col: int) -> float:
     return float(v)
 
 
-def written_hyper(entry: dict) -> graddesc.Hyper:
+def written_hyper(entry: dict) -> LineHyper:
     """The settings a sheet was written with (its meta entry), for Reset."""
     h = dict(entry["hyper"])
     h["betas"], h["start"] = tuple(h["betas"]), tuple(h["start"])
-    return graddesc.Hyper(**h)
+    return LineHyper(**h)
 
 
-def sheet_settings(book, sheet: str, entry: dict, d: graddesc.LineData):
-    """(Hyper, state) as the sheet's yellow cells and start row hold them now."""
+def sheet_settings(book, sheet: str, entry: dict, d: LineData):
+    """(LineHyper, state) as the sheet's yellow cells and start row hold them now."""
     probe = _rules(entry)(entry["opt"], d, written_hyper(entry))  # its layout is the sheet's
     L = sheet_layout(probe)
     params, cols = sheet_columns(probe)
@@ -144,7 +145,7 @@ def sheet_settings(book, sheet: str, entry: dict, d: graddesc.LineData):
     return hyper, state
 
 
-def reset(book, sheet: str, entry: dict) -> graddesc.LinregRecords:
+def reset(book, sheet: str, entry: dict) -> LineRecords:
     """The sheet as it was written: its settings, start values and state, on today's data."""
     d = line_data(book, entry["n_rows"])
     r = _rules(entry)(entry["opt"], d, written_hyper(entry))
@@ -152,7 +153,7 @@ def reset(book, sheet: str, entry: dict) -> graddesc.LinregRecords:
     return r
 
 
-def run(book, sheet: str, entry: dict) -> graddesc.LinregRecords:
+def run(book, sheet: str, entry: dict) -> LineRecords:
     """The sheet carried on from its last row: the run it shows now, resumed for its epochs."""
     d = line_data(book, entry["n_rows"])
     hyper, state = sheet_settings(book, sheet, entry, d)
@@ -163,7 +164,7 @@ def run(book, sheet: str, entry: dict) -> graddesc.LinregRecords:
     return after
 
 
-def write_run(book, sheet: str, r: graddesc.LinregRecords) -> None:
+def write_run(book, sheet: str, r: LineRecords) -> None:
     """Copy the numbers of the sheet cfxl would write for r (settings, start row, truth, losses)
     into the workbook's sheet, and its expected values into the `_torch` sheet."""
     def build(b):

@@ -10,12 +10,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cfxl import presets
 from cfxl.data.ratings import IdMap
 from cfxl.engine.models import DotProduct, EmbeddingDotBias
 from cfxl.engine.models import sigmoid_range as _sigmoid_range
 from cfxl.excel.model_functions import blank_to_none, cell_id, grid, numbers, spill, whole_count
+from cfxl.records.replay import full_batch, replay, seeded
 
-TRAIN_SEED = 42
 
 
 def dot(u, m):
@@ -126,7 +127,9 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def train_table(values, n_factors: int = 5, epochs: int = 300, lr: float = 0.1) -> list[list]:
+def train_table(values, n_factors: int = presets.FUNCTION_TRAIN["n_factors"],
+                epochs: int = presets.FUNCTION_TRAIN["epochs"],
+                lr: float = presets.FUNCTION_TRAIN["lr"]) -> list[list]:
     """Train the bias model (EmbeddingDotBias, float64) on a ratings range with full-batch Adam,
     one step per epoch, seeded; its factors as rows: users, then movies, then the RMSE."""
     users, movies, u_idx, m_idx, y = ratings_table(values)
@@ -135,16 +138,12 @@ def train_table(values, n_factors: int = 5, epochs: int = 300, lr: float = 0.1) 
         raise ValueError(f"lr must be a positive number, not {lr!r}")
     u, m, target = (torch.from_numpy(np.asarray(v)) for v in (u_idx.astype(np.int64),
                                                                m_idx.astype(np.int64), y))
+    y_range = (float(y.min()), float(y.max()))
     with torch.random.fork_rng(devices=[]):  # leave the caller's random state as it was
-        torch.manual_seed(TRAIN_SEED)
-        model = EmbeddingDotBias(len(users), len(movies), k,
-                                 y_range=(float(y.min()), float(y.max()))).double()
-    opt = torch.optim.Adam(model.parameters(), lr=float(lr))
-    for _ in range(epochs):
-        loss = F.mse_loss(model(u, m), target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        model = seeded(lambda: EmbeddingDotBias(len(users), len(movies), k, y_range=y_range),
+                       presets.SEED)
+    adam = torch.optim.Adam(model.parameters(), lr=float(lr))
+    replay(model, adam, full_batch(u, m, target, epochs))
     with torch.no_grad():
         rmse = float(F.mse_loss(model(u, m), target).sqrt())
         tables = [("userId", users, model.u_bias.weight, model.u_weight.weight),

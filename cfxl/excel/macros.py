@@ -207,7 +207,7 @@ def write_ratings_sheet(book: Book, frame) -> None:
 
 
 def hyper_json(h) -> dict:
-    """A linreg.Hyper as JSON-ready settings (see cfxl.excel.actions for the way back)."""
+    """A LineHyper as JSON-ready settings (see cfxl.excel.actions for the way back)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(h).items()}
 
 
@@ -231,9 +231,9 @@ def add_collab_macros(book: Book, ratings, config: dict, *, interpreter: str | N
 
 def add_graddesc_macros(book: Book, records, *, interpreter: str | None = None) -> None:
     """Reset / Run in A1:B2 of each optimizer sheet; each sheet's optimizer, rules and settings."""
-    from cfxl.records.graddesc import SHEETS
-    buttons = {SHEETS[opt]: OPTIMIZER_BUTTONS for opt in records.runs}
-    meta = {SHEETS[opt]: {"kind": "optimizer", "opt": opt, "rules": r.rules,
+    from cfxl.records.types import LINE_SHEETS
+    buttons = {LINE_SHEETS[opt]: OPTIMIZER_BUTTONS for opt in records.runs}
+    meta = {LINE_SHEETS[opt]: {"kind": "optimizer", "opt": opt, "rules": r.rules,
                           "hyper": hyper_json(r.hyper), "n_rows": len(records.data.x)}
             for opt, r in records.runs.items()}
     add_macros(book, buttons, meta, interpreter=interpreter)

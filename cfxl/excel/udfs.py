@@ -70,9 +70,9 @@ def cfxl_sigmoid_range(x, lo, hi):
 @xw.arg("param", ndim=2)
 @xw.arg("grad", ndim=2)
 @model_functions.excel_errors
-def cfxl_sgd_step(param, grad, lr, wd=0.0):
+def cfxl_sgd_step(param, grad, lr, weight_decay=0.0):
     """One torch.optim.SGD step: the new value of each parameter cell."""
-    return functions.sgd_step(param, grad, lr=lr, weight_decay=wd).tolist()
+    return functions.sgd_step(param, grad, lr=lr, weight_decay=weight_decay).tolist()
 
 
 @xw.func
@@ -80,10 +80,10 @@ def cfxl_sgd_step(param, grad, lr, wd=0.0):
 @xw.arg("grad", ndim=2)
 @xw.arg("buf", ndim=2)
 @model_functions.excel_errors
-def cfxl_momentum_step(param, grad, buf, lr, momentum=0.9, wd=0.0, dampening=0.0, nesterov=False):
+def cfxl_momentum_step(param, grad, buf, lr, momentum=0.9, weight_decay=0.0, dampening=0.0, nesterov=False):
     """One torch.optim.SGD step with momentum: new value, momentum_buffer (blank buf: 1st step)."""
     return functions.sgd_step(param, grad, lr=lr, momentum=momentum, buf=buf, dampening=dampening,
-                          weight_decay=wd, nesterov=nesterov).tolist()
+                          weight_decay=weight_decay, nesterov=nesterov).tolist()
 
 
 @xw.func
@@ -92,11 +92,11 @@ def cfxl_momentum_step(param, grad, buf, lr, momentum=0.9, wd=0.0, dampening=0.0
 @xw.arg("exp_avg", ndim=2)
 @xw.arg("exp_avg_sq", ndim=2)
 @model_functions.excel_errors
-def cfxl_adam_step(param, grad, exp_avg, exp_avg_sq, lr, betas=None, eps=1e-8, wd=0.0,
+def cfxl_adam_step(param, grad, exp_avg, exp_avg_sq, lr, betas=None, eps=1e-8, weight_decay=0.0,
                    state_step=0):
     """One torch.optim.Adam step: new value, exp_avg, exp_avg_sq, step (state_step: steps done)."""
     return functions.adam_step(param, grad, exp_avg, exp_avg_sq, lr=lr, betas=betas, eps=eps,
-                           weight_decay=wd, state_step=state_step).tolist()
+                           weight_decay=weight_decay, state_step=state_step).tolist()
 
 
 @xw.func

@@ -18,10 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cfxl.errors import CfxlError
+from cfxl.proof.contract import TORCH_HEADER, TORCH_SHEET
 from cfxl.proof.recalc import Engine, Recalculated, recalc, where
-
-TORCH_SHEET = "_torch"
-TORCH_HEADER = ("sheet", "cell", "value", "scale")
 
 
 @dataclass

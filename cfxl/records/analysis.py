@@ -6,10 +6,11 @@ n_ratings, bias, f0..f{k-1}).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
+
+from cfxl.errors import CfxlError
+from cfxl.records.types import PCA, BiasRank
 
 SHOWN = ["movieId", "title", "genres", "n_ratings"]  # the columns that say which movie a row is
 NO_GENRES = "(no genres listed)"  # MovieLens' word for a movie without genres
@@ -21,16 +22,6 @@ def factor_columns(table: pd.DataFrame) -> list[str]:
     return [c for c in table.columns if c[:1] == "f" and c[1:].isdigit()]
 
 
-@dataclass(frozen=True)
-class BiasRank:
-    """The movies with the highest and the lowest learned bias, among those rated often enough."""
-
-    best: pd.DataFrame   # rank, movieId, title, genres, n_ratings, bias: highest bias first
-    worst: pd.DataFrame  # the same, lowest bias first
-    min_ratings: int
-    n_ranked: int        # movies with at least min_ratings ratings
-
-
 def bias_rank(movies: pd.DataFrame, *, min_ratings: int = 20, n: int = 15) -> BiasRank:
     """Best and worst n movies by bias among those with >= min_ratings ratings.
 
@@ -39,36 +30,20 @@ def bias_rank(movies: pd.DataFrame, *, min_ratings: int = 20, n: int = 15) -> Bi
     handful of ratings says little, which is why rarely rated movies are left out.
     """
     if "bias" not in movies.columns:
-        raise ValueError("this model has no movie biases to rank (only dotbias models have them)")
+        raise CfxlError("this model has no movie biases to rank (only dotbias models have them)")
     ranked = movies.loc[movies["n_ratings"] >= min_ratings, SHOWN + ["bias"]]
     # ties broken by the most ratings, then the smaller id, so the ranking is deterministic
     order = ranked.sort_values(["bias", "n_ratings", "movieId"], ascending=[False, False, True],
                                kind="stable")
     best = order.head(n)
     worst = order.iloc[::-1].head(n) if len(order) else order
-    return BiasRank(_ranked(best), _ranked(worst), min_ratings, len(ranked))
+    return BiasRank(_ranked(best), _ranked(worst), min_ratings, n, len(ranked))
 
 
 def _ranked(table: pd.DataFrame) -> pd.DataFrame:
     out = table.reset_index(drop=True)
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     return out
-
-
-@dataclass(frozen=True)
-class PCA:
-    """Principal components of the factors of the most rated movies."""
-
-    coords: pd.DataFrame      # movieId, title, genres, n_ratings, pc0..: most rated first
-    loadings: np.ndarray      # (n_components, n_factors): unit directions in factor space
-    explained: np.ndarray     # (n_components,) share of the factors' total variance
-    top: list[pd.DataFrame]   # per component: the n_top movies with the highest coordinate
-    bottom: list[pd.DataFrame]  # per component: the n_top with the lowest, lowest first
-    labels: list[tuple[str, str]]  # per component: (what the + end has in common, the - end)
-
-    @property
-    def components(self) -> list[str]:
-        return [c for c in self.coords.columns if c.startswith("pc")]
 
 
 def pca(movies: pd.DataFrame, *, n_movies: int = 1000, n_components: int = 3, n_top: int = 10,

@@ -1,55 +1,48 @@
 """The lesson's line, y = a*x + b: its data, a two-parameter model trained one row at a time by
 torch.optim and traced, and the lesson's own spreadsheet rules in numpy (graddesc.xlsm).
 
-Everything returned is plain numpy (`LinregRecords`), so the workbook layer never needs torch.
+Everything returned is plain numpy (`LineRecords`), so the workbook layer never needs torch.
 Parameters are ordered (b, a) throughout: state arrays are (steps, 2), column 0 the intercept b.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 import torch
 from torch import nn
 
-from cfxl.engine.optim import torch_optimizer
+from cfxl import presets
 from cfxl.engine.trace import Recorder
+from cfxl.errors import CfxlError
+from cfxl.records.replay import replay, single_tensor
+from cfxl.records.types import (
+    ANNEAL_DIVISOR,
+    ANNEAL_RATIO,
+    LINE_OPTIMIZERS,
+    LINE_RULES,
+    TRUE_A,
+    TRUE_B,
+    GraddescRecords,
+    LineData,
+    LineHyper,
+    LineRecords,
+)
 
-TRUE_B, TRUE_A = 30.0, 2.0  # the lesson's "a=2, b=30"
-PARAMS = ("b", "a")
-OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adam_ann")
-SHEETS = {"sgd": "basic SGD", "momentum": "momentum", "adagrad": "adagrad", "rmsprop": "rmsprop",
-          "adam": "adam", "adam_ann": "adam_ann"}
-RULES = ("torch", "lesson")
 # the 29 x values pasted into every optimiser sheet of the lesson's graddesc.xlsm
 LESSON_X = (14, 86, 28, 51, 28, 29, 72, 62, 84, 15, 42, 62, 47, 35, 9, 38, 44, 99, 13, 21, 28,
             20, 8, 64, 99, 70, 27, 17, 8)
 # the lesson's Reset button writes these before its first pass: mean squares and adagrad's
 # gradient norms start at 10000 (so the first steps are small), momentum averages at 0
 LESSON_RESET = 10000.0
-ANNEAL_RATIO, ANNEAL_DIVISOR = 2.0, 4.0  # lesson adam_ann: lr / 4 when the gradients grow 2x
 
 
-@dataclass(frozen=True)
-class LineData:
-    """x, and the true a and b that make y; y = b + x*a, as the data sheet computes it."""
-
-    x: np.ndarray  # (n,) float64 integers
-    b: float = TRUE_B
-    a: float = TRUE_A
-    seed: int | None = None  # None: the lesson's pasted rows
-
-    @property
-    def y(self) -> np.ndarray:
-        return self.b + self.x * self.a  # (n,)
-
-
-def data(n: int = 29, seed: int = 42, *, b: float = TRUE_B, a: float = TRUE_A) -> LineData:
+def data(n: int = 29, seed: int = presets.SEED, *, b: float = TRUE_B, a: float = TRUE_A) -> LineData:
     """n seeded random integers 1..100 as x (the lesson's RANDBETWEEN(1,100)), y = b + x*a."""
     if n < 1:
-        raise ValueError(f"need at least one row, got n={n}")
+        raise CfxlError(f"need at least one row, got n={n}")
     x = np.random.default_rng(seed).integers(1, 101, size=n).astype(np.float64)
     return LineData(x, b, a, seed)
 
@@ -59,85 +52,9 @@ def lesson_data() -> LineData:
     return LineData(np.array(LESSON_X, dtype=np.float64))
 
 
-@dataclass(frozen=True)
-class Hyper:
-    """One optimizer sheet's settings; fields an optimizer does not use are ignored."""
-
-    lr: float
-    epochs: int = 5
-    momentum: float = 0.0          # SGD's momentum; the lesson's momentum beta
-    alpha: float = 0.99            # RMSprop's decay of square_avg; the lesson's rmsprop beta
-    betas: tuple[float, float] = (0.9, 0.999)  # Adam's (torch's defaults)
-    eps: float = 1e-8              # RMSprop and Adam; Adagrad uses torch's 1e-10
-    weight_decay: float = 0.0      # L2, added to the gradient as torch.optim does
-    gamma: float = 1.0             # adam_ann: StepLR's factor, applied after each epoch
-    start: tuple[float, float] = (1.0, 1.0)  # (b, a) before the first step, the lesson's guesses
-
-
-# torch's rules: lr 1e-4 for plain SGD as the lesson; the others sized so that b (which must move
-# from 1 to 30) gets close within the epochs shown while a settles near 2 without diverging
-TORCH_DEFAULTS = {
-    "sgd": Hyper(lr=1e-4),
-    "momentum": Hyper(lr=1e-5, momentum=0.9),  # torch sums, the lesson averages: lr/10 is alike
-    "adagrad": Hyper(lr=3.0, eps=1e-10, epochs=8),
-    "rmsprop": Hyper(lr=0.1, alpha=0.9, epochs=8),
-    "adam": Hyper(lr=0.5, betas=(0.9, 0.99), epochs=8),
-    "adam_ann": Hyper(lr=1.0, betas=(0.9, 0.99), gamma=0.7, epochs=8),
-}
-# the lesson's own settings (lesson-workbooks.md §3.4-3.11)
-LESSON_DEFAULTS = {
-    "sgd": Hyper(lr=1e-4),
-    "momentum": Hyper(lr=1e-4, momentum=0.9),
-    "adagrad": Hyper(lr=1e-3),
-    "rmsprop": Hyper(lr=0.02, alpha=0.9),
-    "adam": Hyper(lr=1.0, betas=(0.7, 0.9)),
-    "adam_ann": Hyper(lr=1.0, betas=(0.9, 0.95)),
-}
-
-
-@dataclass
-class LinregRecords:
-    """One optimizer's run, a row per step (epochs stacked); every array is float64."""
-
-    opt: str                      # one of OPTIMIZERS
-    rules: str                    # "torch" (torch.optim ran it) or "lesson" (numpy, the lesson's)
-    hyper: Hyper
-    epoch: np.ndarray             # (steps,) 1-based
-    step: np.ndarray              # (steps,) 1-based; torch's state "step" where it keeps one
-    x: np.ndarray                 # (steps,)
-    y: np.ndarray
-    b: np.ndarray                 # before the step
-    a: np.ndarray
-    pred: np.ndarray              # b + a*x
-    err2: np.ndarray              # (pred - y)^2, the loss of the step's one row
-    grad: np.ndarray              # (steps, 2) autograd's de/db, de/da
-    grad_used: np.ndarray         # (steps, 2) as the optimizer uses it: + weight_decay * value
-    state: dict[str, np.ndarray]  # after the step, torch's names (lesson: mom, ms, histgrad)
-    derived: dict[str, np.ndarray]  # (steps,) per-step numbers inside the update (bias corrections)
-    lr: np.ndarray                # (steps,) lr used
-    new_b: np.ndarray
-    new_a: np.ndarray
-    state_start: dict[str, np.ndarray] = field(default_factory=dict)  # (2,) before the first step
-    epoch_extra: dict[str, np.ndarray] = field(default_factory=dict)  # (epochs,) lesson adam_ann
-
-    @property
-    def n_steps(self) -> int:
-        return len(self.x)
-
-    @property
-    def epoch_loss(self) -> np.ndarray:
-        """(epochs,) sqrt of the mean err2 over each epoch's rows: the sheet's loss column."""
-        return np.array([math.sqrt(math.fsum(self.err2[self.epoch == e]) / (self.epoch == e).sum())
-                         for e in range(1, int(self.epoch.max()) + 1)])
-
-
-@dataclass
-class GraddescRecords:
-    """What the graddesc workbook shows: the data, the rules, and one run per optimizer sheet."""
-
-    data: LineData
-    rules: str
-    runs: dict[str, LinregRecords]  # by optimizer key, in OPTIMIZERS order
+# each optimizer sheet's settings: torch's rules, or the lesson's own (cfxl.presets)
+TORCH_DEFAULTS = {opt: LineHyper(**s) for opt, s in presets.LINE_TORCH.items()}
+LESSON_DEFAULTS = {opt: LineHyper(**s) for opt, s in presets.LINE_LESSON.items()}
 
 
 class Line(nn.Module):
@@ -152,28 +69,18 @@ class Line(nn.Module):
         return self.b + self.a * x
 
 
-def make_optimizer(opt: str, params, h: Hyper) -> torch.optim.Optimizer:
-    """torch.optim's class for `opt` on the single-tensor path: the plain order of operations
-    the sheet's formulas follow (adam_ann is Adam; its schedule is applied per epoch)."""
-    if opt not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {opt!r}; choose one of {', '.join(OPTIMIZERS)}")
-    return torch_optimizer("adam" if opt == "adam_ann" else opt, params, lr=h.lr,
-                           momentum=h.momentum, alpha=h.alpha, betas=h.betas, eps=h.eps,
-                           weight_decay=h.weight_decay, single_tensor=True)
-
-
-def _settings(opt: str, hyper: Hyper | None, defaults: dict[str, Hyper]) -> Hyper:
+def _settings(opt: str, hyper: LineHyper | None, defaults: dict[str, LineHyper]) -> LineHyper:
     """hyper, or the defaults' for opt; a clear error for an unknown optimizer or no epochs."""
-    if opt not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {opt!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if opt not in LINE_OPTIMIZERS:
+        raise CfxlError(f"unknown optimizer {opt!r}; choose one of {', '.join(LINE_OPTIMIZERS)}")
     h = hyper or defaults[opt]
     if h.epochs < 1:
-        raise ValueError(f"need at least one epoch, got {h.epochs}")
+        raise CfxlError(f"need at least one epoch, got {h.epochs}")
     return h
 
 
-def train(opt: str, d: LineData, hyper: Hyper | None = None, *,
-          state: dict[str, np.ndarray] | None = None) -> LinregRecords:
+def train(opt: str, d: LineData, hyper: LineHyper | None = None, *,
+          state: dict[str, np.ndarray] | None = None) -> LineRecords:
     """Train Line on d with torch.optim, batch size 1, one step per row, rows in order each epoch.
 
     adam_ann multiplies the lr by hyper.gamma after each epoch (torch's StepLR, step_size=1).
@@ -182,25 +89,20 @@ def train(opt: str, d: LineData, hyper: Hyper | None = None, *,
     """
     h = _settings(opt, hyper, TORCH_DEFAULTS)
     model = Line(*h.start)
-    optimizer = make_optimizer(opt, model.parameters(), h)
+    # adam_ann is Adam; its schedule is applied per epoch
+    optimizer = single_tensor("adam" if opt == "adam_ann" else opt, model, lr=h.lr,
+                              momentum=h.momentum, alpha=h.alpha, betas=h.betas, eps=h.eps,
+                              weight_decay=h.weight_decay)
     step0 = _load_state(optimizer, model, state)
     sched = (torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=h.gamma)
              if opt == "adam_ann" else None)
     rec = Recorder()
-    xs = torch.from_numpy(d.x)
-    ys = torch.from_numpy(d.y)
+    rows = [((x,), y) for x, y in zip(torch.from_numpy(d.x), torch.from_numpy(d.y))]
     preds, epochs = [], []
     for epoch in range(1, h.epochs + 1):
-        for x, y in zip(xs, ys):
-            optimizer.zero_grad(set_to_none=True)
-            pred = model(x)
-            loss = torch.nn.functional.mse_loss(pred, y)
-            loss.backward()
-            rec.before_step(model, optimizer, loss)
-            optimizer.step()
-            rec.after_step(model, optimizer)
-            preds.append(float(pred.detach()))
-            epochs.append(epoch)
+        kept = replay(model, optimizer, rows, recorder=rec)
+        preds += [float(pred.detach()) for pred, _ in kept]
+        epochs += [epoch] * len(rows)
         if sched is not None:
             sched.step()
     t = rec.result()
@@ -214,7 +116,7 @@ def train(opt: str, d: LineData, hyper: Hyper | None = None, *,
         beta1, beta2 = h.betas  # as torch's _single_tensor_adam computes them
         derived = {"bias_correction1": np.array([1 - beta1 ** s for s in step]),
                    "bias_correction2": np.array([1 - beta2 ** s for s in step])}
-    return LinregRecords(
+    return LineRecords(
         opt=opt, rules="torch", hyper=h, epoch=np.array(epochs, dtype=np.int64), step=step,
         x=np.tile(d.x, h.epochs), y=np.tile(d.y, h.epochs), b=pb.value, a=pa.value,
         pred=np.array(preds), err2=t.loss, grad=_both(pb, pa, "grad"),
@@ -243,8 +145,8 @@ def _both(pb, pa, key: str) -> np.ndarray:
     return np.stack([getattr(pb, key), getattr(pa, key)], axis=1)
 
 
-def lesson(opt: str, d: LineData, hyper: Hyper | None = None, *, reset: float = LESSON_RESET,
-           state: dict[str, np.ndarray] | None = None) -> LinregRecords:
+def lesson(opt: str, d: LineData, hyper: LineHyper | None = None, *, reset: float = LESSON_RESET,
+           state: dict[str, np.ndarray] | None = None) -> LineRecords:
     """The lesson's spreadsheet rules (lesson-workbooks.md §3.4-3.11), in numpy, in the order of
     operations of its formulas, every row chained to the previous one across epochs:
 
@@ -312,7 +214,7 @@ def lesson(opt: str, d: LineData, hyper: Hyper | None = None, *, reset: float = 
     grad = np.array(out["grad"])
     new = np.array(out["new"])
     keys = out["state"][0].keys()
-    return LinregRecords(
+    return LineRecords(
         opt=opt, rules="lesson", hyper=h, epoch=np.array(out["epoch"], dtype=np.int64),
         step=step0 + np.arange(1, n * E + 1, dtype=np.float64), x=np.array(out["x"]),
         y=np.array(out["y"]),
@@ -324,7 +226,7 @@ def lesson(opt: str, d: LineData, hyper: Hyper | None = None, *, reset: float = 
         epoch_extra={k: np.array(v) for k, v in extra.items()} if opt == "adam_ann" else {})
 
 
-def resume(r: LinregRecords) -> tuple[Hyper, dict[str, np.ndarray]]:
+def resume(r: LineRecords) -> tuple[LineHyper, dict[str, np.ndarray]]:
     """Where r leaves off, as the settings and state that continue it (`train` or `lesson` with
     state=): start at r's last new b and a, with its last state and step count, and the lr and
     adagrad's histgrad its next epoch would use, as the lesson's Run button pastes them back."""
@@ -342,15 +244,15 @@ def resume(r: LinregRecords) -> tuple[Hyper, dict[str, np.ndarray]]:
 
 
 def run(rules: str = "torch", d: LineData | None = None, *,
-        hyper: dict[str, Hyper] | None = None, epochs: int | None = None) -> GraddescRecords:
+        hyper: dict[str, LineHyper] | None = None, epochs: int | None = None) -> GraddescRecords:
     """Every optimizer sheet's run under `rules`; hyper overrides the defaults per optimizer,
     epochs (when given) every sheet's epoch count."""
-    if rules not in RULES:
-        raise ValueError(f"unknown rules {rules!r}; choose one of {', '.join(RULES)}")
+    if rules not in LINE_RULES:
+        raise CfxlError(f"unknown rules {rules!r}; choose one of {', '.join(LINE_RULES)}")
     d = data() if d is None else d
     defaults = TORCH_DEFAULTS if rules == "torch" else LESSON_DEFAULTS
     runs = {}
-    for opt in OPTIMIZERS:
+    for opt in LINE_OPTIMIZERS:
         h = (hyper or {}).get(opt, defaults[opt])
         if epochs is not None:
             h = replace(h, epochs=epochs)

@@ -1,7 +1,8 @@
 """The whole trained model as plain tables (numpy / pandas / dicts): the meeting point of torch and the workbook.
 
-`model_tables` is the only place that reads a model's parameters for the value sheets; the
-workbook layer (cfxl.sheets.model_sheets) and the analysis (cfxl.records.analysis) never import torch.
+`model_tables` is the only place that reads a model's parameters for the value sheets; it
+also runs the analysis (cfxl.records.analysis), so the workbook layer (cfxl.sheets.model_sheets)
+gets everything it shows as plain records.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,34 +17,16 @@ import pandas as pd
 import torch
 
 import cfxl
-from cfxl.records.analysis import factor_columns
 from cfxl.data.ratings import Ratings, split
-from cfxl.engine.models import param_names
 from cfxl.data.sample import RATINGS_CSV
+from cfxl.engine.models import param_names
 from cfxl.engine.train import Trained
+from cfxl.records.analysis import bias_rank, pca
+from cfxl.records.types import ModelTables
 
 PREDICT_CHUNK = 1 << 18  # ratings per forward pass: bounded memory on ml-25m's 5M validation ratings
 # no wall-clock seconds: the same run must give the same workbook, cell by cell
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_rmse", "lr")
-
-
-@dataclass(frozen=True)
-class ModelTables:
-    """A trained model and its validation predictions as plain records, one table per sheet."""
-
-    users: pd.DataFrame        # userId, index, n_ratings, [bias], f0..f{k-1}; one row per user index
-    movies: pd.DataFrame       # movieId, index, title, genres, n_ratings, [bias], f0..; per movie index
-    predictions: pd.DataFrame  # userId, movieId, title, actual, predicted, error (= predicted - actual)
-    history: pd.DataFrame      # HISTORY_COLUMNS, one row per epoch
-    config: dict               # setting -> str | int | float: the run, its data and its software
-
-    @property
-    def factor_columns(self) -> list[str]:
-        return factor_columns(self.movies)
-
-    @property
-    def has_bias(self) -> bool:
-        return "bias" in self.movies.columns
 
 
 def model_tables(trained: Trained, ratings: Ratings, *, date: str | None = None) -> ModelTables:
@@ -78,7 +60,8 @@ def model_tables(trained: Trained, ratings: Ratings, *, date: str | None = None)
                            columns=list(HISTORY_COLUMNS))
     history["epoch"] = history["epoch"].astype(np.int64)
     config = _config(trained, ratings, len(val), date)
-    return ModelTables(users, movies, predictions, history, config)
+    ranked = bias_rank(movies) if "bias" in movies.columns else None
+    return ModelTables(users, movies, predictions, history, config, ranked, pca(movies))
 
 
 @torch.no_grad()

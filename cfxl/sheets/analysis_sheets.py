@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import pandas as pd
-
-from cfxl.records.analysis import bias_rank, pca
+from cfxl.records.types import PCA, BiasRank
 from cfxl.sheets.book import Book, cell
 from cfxl.sheets.table import Column, colour_scale, fmt, header, use_formats, write_table
 
@@ -14,16 +12,15 @@ N_CHART = 50  # movies in the scatter chart: more and the title labels cover eac
 RIGHT = 8  # first column of the component tables, right of the coordinates
 
 
-def write_bias_rank(book: Book, movies: pd.DataFrame, *, min_ratings: int = 20, n: int = 15,
-                    model: str = "") -> None:
+def write_bias_rank(book: Book, ranked: BiasRank | None, *, model: str = "") -> None:
     """The best and the worst n movies by learned bias, side by side, as the lesson lists them."""
-    if "bias" not in movies.columns:
+    if ranked is None:
         book.sheet("bias_rank", f"The {model or 'this'} model has no movie biases, so there is no ranking "
                                 "to show: train a dotbias model for one.")
         return
     use_formats(book)
-    ranked = bias_rank(movies, min_ratings=min_ratings, n=n)
-    ws = book.sheet("bias_rank", f"The {n} movies with the highest and the lowest learned bias (i_bias) among "
+    min_ratings = ranked.min_ratings
+    ws = book.sheet("bias_rank", f"The {ranked.n} movies with the highest and the lowest learned bias (i_bias) among "
                                  f"the {ranked.n_ranked:,} movies with at least {min_ratings} ratings: what "
                                  "the model thinks of a movie whoever watches it.")
     width = len(RANKED) + 1
@@ -37,9 +34,8 @@ def write_bias_rank(book: Book, movies: pd.DataFrame, *, min_ratings: int = 20, 
     ws.freeze_panes(3, 0)
 
 
-def write_pca(book: Book, movies: pd.DataFrame, *, n_movies: int = 1000, n_top: int = 10) -> None:
+def write_pca(book: Book, result: PCA) -> None:
     """Coordinates of the most rated movies on the first components, their extremes, and a scatter chart."""
-    result = pca(movies, n_movies=n_movies, n_top=n_top)
     comps = result.components
     ws = book.sheet("pca", f"Principal components of the movie factors (i_weight) of the {len(result.coords):,} "
                            "most rated movies; the chart places the "

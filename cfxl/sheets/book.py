@@ -21,7 +21,7 @@ from xlsxwriter.utility import xl_rowcol_to_cell
 from xlsxwriter.worksheet import Worksheet
 
 from cfxl.errors import CfxlError
-from cfxl.proof.verify import TORCH_HEADER, TORCH_SHEET
+from cfxl.proof.contract import TORCH_HEADER, TORCH_SHEET
 
 MAX_ROWS = 1_048_576  # Excel's sheet limit
 NOTE_ROWS = 1  # every sheet opens with a one-line note

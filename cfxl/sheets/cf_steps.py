@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cfxl.records.cf_steps import CFStepRecords, OptSteps
 from cfxl.errors import CfxlError
+from cfxl.records.types import CFStepRecords, OptSteps
 from cfxl.sheets.book import MAX_ROWS, Book, cell
 from cfxl.sheets.gradients import cf_formats, write_gradients_sheet
 from cfxl.sheets.grid import write_id
@@ -40,7 +40,7 @@ STATE = {"sgd": (), "momentum": ("momentum_buffer",),
          "adam": ("state step", "exp_avg", "exp_avg_sq", "bias_correction1", "bias_correction2")}
 LEAD = ("name", "id", "step", "value", "grad", "grad_used")
 TAIL = ("lr", "new value", "torch value_after", "difference")
-SHEETS = {"sgd": "cf_sgd", "momentum": "cf_momentum", "adam": "cf_adam"}
+CF_SHEETS = {"sgd": "cf_sgd", "momentum": "cf_momentum", "adam": "cf_adam"}
 WHAT = {"sgd": "SGD", "momentum": "SGD with momentum (dampening 0, not Nesterov)",
         "adam": "Adam (torch's: bias-corrected, eps added after dividing by "
                 "sqrt(bias_correction2))"}
@@ -118,7 +118,7 @@ def write_cf_step_sheet(book: Book, rec: CFStepRecords, run: OptSteps) -> None:
     if L.last_row >= MAX_ROWS:
         raise CfxlError(f"{L.steps} steps of {E:,} elements need {L.last_row + 1:,} rows, more "
                         f"than a sheet's {MAX_ROWS:,}: trace fewer users or movies, or fewer steps")
-    ws = book.sheet(SHEETS[run.opt], _note(rec, run))
+    ws = book.sheet(CF_SHEETS[run.opt], _note(rec, run))
     _write_hyper(book, ws, L, run)
 
     state_cols = STATE[run.opt]

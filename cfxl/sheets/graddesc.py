@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from cfxl.records.graddesc import SHEETS, GraddescRecords, LinregRecords
+from cfxl.records.types import LINE_SHEETS, GraddescRecords, LineRecords
 from cfxl.sheets.book import Book, area, cell
 from cfxl.sheets.graddesc_cols import Col, Param, lesson_columns, torch_columns
 from cfxl.sheets.graddesc_intro import (
@@ -66,11 +66,11 @@ class SheetLayout:
         return self.start_row + self.epochs + 3
 
 
-def sheet_columns(r: LinregRecords) -> tuple[list[Param], list[Col]]:
+def sheet_columns(r: LineRecords) -> tuple[list[Param], list[Col]]:
     return torch_columns(r) if r.rules == "torch" else lesson_columns(r)
 
 
-def sheet_layout(r: LinregRecords) -> SheetLayout:
+def sheet_layout(r: LineRecords) -> SheetLayout:
     params, cols = sheet_columns(r)
     fixed = {"b0": (0, 3), "a0": (1, 3), "lr": (0, 5), "weight_decay": (1, 5)}  # D1 D2 F1 F2
     pos = {p.key: fixed[p.key] for p in params if p.key in fixed}
@@ -106,18 +106,18 @@ def use_formats(book: Book) -> None:
             book.formats[name] = book.wb.add_format(spec)
 
 
-def _truth(r: LinregRecords) -> str:
+def _truth(r: LineRecords) -> str:
     return "torch" if r.rules == "torch" else "numpy"
 
 
-def _note(r: LinregRecords) -> tuple[str, str]:
+def _note(r: LineRecords) -> tuple[str, str]:
     h = r.hyper
     if r.rules == "torch":
         what = (f"torch.optim.{_torch_class(r.opt)} trained y = b + a*x in float64, batch size 1, "
                 f"{h.epochs} epochs of {len(r.x) // h.epochs} rows. Each row, step to new a, is "
                 f"formulas following its update, chained to the row above; grey: torch's values.")
     else:
-        what = (f"The lesson's own rules for {SHEETS[r.opt]} (see Intro), {h.epochs} epochs; "
+        what = (f"The lesson's own rules for {LINE_SHEETS[r.opt]} (see Intro), {h.epochs} epochs; "
                 f"grey: the same rules computed in numpy.")
     edit = ("Edit the yellow cells (b, a, lr and the settings beside it"
             + (", the start state in row 4" if r.rules == "lesson" and r.state else "")
@@ -130,11 +130,11 @@ def _torch_class(opt: str) -> str:
             "rmsprop": "RMSprop", "adam": "Adam", "adam_ann": "Adam + StepLR"}[opt]
 
 
-def write_optimizer_sheet(book: Book, r: LinregRecords) -> None:
+def write_optimizer_sheet(book: Book, r: LineRecords) -> None:
     """One optimizer's sheet: top cells, start row, a row per step, truth, loss table, chart."""
     params, cols = sheet_columns(r)
     L = sheet_layout(r)
-    ws = book.sheet(SHEETS[r.opt], _note(r), note_at=(0, L.note_col))  # A1:B2: the buttons
+    ws = book.sheet(LINE_SHEETS[r.opt], _note(r), note_at=(0, L.note_col))  # A1:B2: the buttons
     for p in params:
         row, col = L.params[p.key]
         book.text(ws, row, col - 1, p.label, "param_label")
@@ -170,7 +170,7 @@ def write_optimizer_sheet(book: Book, r: LinregRecords) -> None:
     ws.freeze_panes(L.start_row, 2)
 
 
-def _fill(template: str, step: int, r: LinregRecords, L: SheetLayout) -> str:
+def _fill(template: str, step: int, r: LineRecords, L: SheetLayout) -> str:
     """A column's template as the formula of a 0-based step's row (tokens: graddesc_cols)."""
     row = L.row(step)
 
@@ -192,7 +192,7 @@ def _fill(template: str, step: int, r: LinregRecords, L: SheetLayout) -> str:
     return TOKEN.sub(one, template)
 
 
-def _write_truth(book: Book, ws, r: LinregRecords, L: SheetLayout) -> None:
+def _write_truth(book: Book, ws, r: LineRecords, L: SheetLayout) -> None:
     """The truth's new b and new a beside each row, and the sheet's minus the truth's."""
     t = _truth(r)
     c = L.truth_col
@@ -206,7 +206,7 @@ def _write_truth(book: Book, ws, r: LinregRecords, L: SheetLayout) -> None:
                          "diff", check=False)
 
 
-def _write_epoch_table(book: Book, ws, r: LinregRecords, L: SheetLayout) -> None:
+def _write_epoch_table(book: Book, ws, r: LineRecords, L: SheetLayout) -> None:
     """epoch | loss (formula) | the truth's loss, per epoch; the lesson's adam_ann adds its
     annealing: lr | avg_grad2 | prev_grad2 | gradrat; then the chart of the loss."""
     c, t = L.table_col, _truth(r)
@@ -242,7 +242,7 @@ def _write_epoch_table(book: Book, ws, r: LinregRecords, L: SheetLayout) -> None
     ws.insert_chart(L.chart_row, c, chart)
 
 
-def _write_annealing(book: Book, ws, r: LinregRecords, L: SheetLayout) -> None:
+def _write_annealing(book: Book, ws, r: LineRecords, L: SheetLayout) -> None:
     """The lesson's adam_ann macro as formulas: after each epoch, lr / divisor when
     sqrt(ms b) + sqrt(ms a) at its end is over ratio times the smallest such value before it."""
     c, x = L.table_col, r.epoch_extra

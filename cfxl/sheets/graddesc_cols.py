@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cfxl.records.graddesc import ANNEAL_DIVISOR, ANNEAL_RATIO, LinregRecords
+from cfxl.records.types import ANNEAL_DIVISOR, ANNEAL_RATIO, LineRecords
 
 H_FD = 0.01  # the lesson's nudge for its finite-difference estimates
 
@@ -54,7 +54,7 @@ def _sub(template: str, **names: str) -> str:
 
 
 def _pair(key: str, head: str, formula: str, values: np.ndarray, *, state: str | None = None,
-          r: LinregRecords | None = None, **kw) -> list[Col]:
+          r: LineRecords | None = None, **kw) -> list[Col]:
     """Two columns, for b then a, `<p>` standing for the parameter; values is (steps, 2). With
     state, the start row holds r's state before the first step."""
     scale = kw.pop("scale", None)
@@ -65,7 +65,7 @@ def _pair(key: str, head: str, formula: str, values: np.ndarray, *, state: str |
             for j, p in enumerate(("b", "a"))]
 
 
-def model_columns(r: LinregRecords) -> list[Col]:
+def model_columns(r: LineRecords) -> list[Col]:
     """epoch .. err^2 and, on basic SGD, the lesson's finite-difference estimates."""
     cols = [
         Col("epoch", "epoch", None, r.epoch, fmt="int"),
@@ -106,12 +106,12 @@ def model_columns(r: LinregRecords) -> list[Col]:
     return cols
 
 
-def _size(r: LinregRecords) -> np.ndarray:
+def _size(r: LineRecords) -> np.ndarray:
     """(steps,) the size of pred and y: pred - y near convergence keeps few of their digits."""
     return np.abs(r.pred) + np.abs(r.y)
 
 
-def _grad_size(r: LinregRecords) -> np.ndarray:
+def _grad_size(r: LineRecords) -> np.ndarray:
     """(steps, 2) the scale of de/db and de/da (and of the gradient after weight decay)."""
     g = 2 * _size(r)
     return np.c_[g, g * np.abs(r.x)] + r.hyper.weight_decay * np.abs(np.c_[r.b, r.a])
@@ -122,7 +122,7 @@ def _running(scale: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(scale, axis=0)
 
 
-def torch_columns(r: LinregRecords) -> tuple[list[Param], list[Col]]:
+def torch_columns(r: LineRecords) -> tuple[list[Param], list[Col]]:
     """Top cells and columns following torch.optim's single-tensor update for r.opt."""
     h, opt, s = r.hyper, r.opt, r.state
     params = [Param("b0", "b (intercept)", h.start[0], "the guess for b before the first step"),
@@ -184,13 +184,13 @@ def torch_columns(r: LinregRecords) -> tuple[list[Param], list[Col]]:
     return params, cols + _new(r, step, "the update, in torch's order of operations")
 
 
-def _new(r: LinregRecords, step: str, comment: str) -> list[Col]:
+def _new(r: LineRecords, step: str, comment: str) -> list[Col]:
     return [Col(f"new_{p}", f"new {p}", _sub("={<p>}-" + step, p=p), v, fmt="val",
                 comment=comment if p == "b" else None)
             for p, v in (("b", r.new_b), ("a", r.new_a))]
 
 
-def lesson_columns(r: LinregRecords) -> tuple[list[Param], list[Col]]:
+def lesson_columns(r: LineRecords) -> tuple[list[Param], list[Col]]:
     """Top cells and columns with the lesson's own formulas (lesson-workbooks.md §3.4-3.11);
     the start row's state is the lesson's Reset value, a cell a reader may edit."""
     h, opt, s = r.hyper, r.opt, r.state

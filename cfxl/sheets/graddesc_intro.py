@@ -3,7 +3,7 @@ the lesson's spreadsheet part ways) and `data` (x, the true b and a, y as a form
 
 from __future__ import annotations
 
-from cfxl.records.graddesc import SHEETS, GraddescRecords, LineData
+from cfxl.records.types import LINE_SHEETS, GraddescRecords, LineData
 from cfxl.sheets.book import Book, cell
 
 DATA_TOP = 2     # row 3: b, row 4: a (the true values)
@@ -95,7 +95,7 @@ def write_intro_sheet(book: Book, records: GraddescRecords, *, buttons: bool = F
               (None, ("x, the true b and a, and y = b + x*a (edit them: every sheet reads its x "
                       "and y from here)"))]
     for opt, text in SHEET_TEXT.items():
-        lines += [("label", SHEETS[opt]), (None, text)]
+        lines += [("label", LINE_SHEETS[opt]), (None, text)]
     lines += [(None, ""), ("head", "Where torch's rules differ from the lesson's spreadsheet")]
     lines += [(None, f"- {t}") for t in DIFFERENCES]
     lines += [(None, ""), ("head", "Proof"),

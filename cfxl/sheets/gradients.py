@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cfxl.records.cf_steps import Gradients
+from cfxl.records.types import Gradients
 from cfxl.sheets.book import Book, area, cell
 from cfxl.sheets.lesson import GridLayout, prediction_formula, write_crosstab, write_sigmoid_range
 from cfxl.sheets.grid import (
@@ -86,7 +86,7 @@ class GradLayout:
 
 
 def gradients_layout(grad: Gradients) -> GradLayout:
-    (n_users, n_movies), k = grad.ratings.shape, grad.u_weight.shape[1]
+    (n_users, n_movies), k = grad.slice.ratings.shape, grad.u_weight.shape[1]
     return GradLayout(GridLayout(n_users, n_movies, k, True))
 
 
@@ -104,18 +104,18 @@ def write_gradients_sheet(book: Book, grad: Gradients) -> None:
     L = G.g
     U, M, k, gc = L.n_users, L.n_movies, L.n_factors, L.grid_col
     ws = book.sheet(SHEET, (
-        f"One step's gradient of the MSE over the slice's {grad.n} ratings with respect to every "
+        f"One step's gradient of the MSE over the slice's {grad.slice.n} ratings with respect to every "
         f"parameter of the bias sheet's EmbeddingDotBias, at its initial parameters: the chain "
         f"rule through the MSE, the sigmoid range and the dot product, as formulas on the bias "
         f"grid, beside autograd's values (the first step's grad on the cf_* sheets). Edit a "
         f"parameter or rating (yellow) and the chain rule follows; autograd's stay."))
 
     # the bias sheet's top: titles, ids, ratings, sigmoid range, parameters, predictions
-    ratings = write_crosstab(book, ws, L, grad)
-    lo, hi = write_sigmoid_range(book, ws, L, grad.y_range)
+    ratings = write_crosstab(book, ws, L, grad.slice)
+    lo, hi = write_sigmoid_range(book, ws, L, grad.slice.y_range)
     n = cell(*G.n_cell, absolute="rc")
     book.text(ws, G.n_cell[0], G.n_cell[1] - 1, "n", "right")
-    book.formula(ws, *G.n_cell, f"=COUNT({ratings})", grad.n, "int")
+    book.formula(ws, *G.n_cell, f"=COUNT({ratings})", grad.slice.n, "int")
     book.text(ws, G.loss_cell[0], G.loss_cell[1] - 1, "MSE", "right")
     book.number(ws, *G.loss_cell, grad.loss, "torch")
 
@@ -162,7 +162,7 @@ def write_gradients_sheet(book: Book, grad: Gradients) -> None:
                     ws.write_formula(top + i, c, formula, book.fmt(fmt), "")
                 else:
                     book.formula(ws, top + i, c, formula, values[i, j], fmt)
-    rating_scale(ws, area(L.pred_row, gc, L.pred_row + U - 1, L.last_col), grad.y_range)
+    rating_scale(ws, area(L.pred_row, gc, L.pred_row + U - 1, L.last_col), grad.slice.y_range)
 
     chain, auto = G.chain, G.autograd
     _block_heads(book, ws, L, grad, chain,
@@ -205,9 +205,9 @@ def _heads(book: Book, ws, L: GridLayout, grad: Gradients, row: int, title: str)
         book.text(ws, row, L.uf_col, title, "group")
     book.text(ws, row, L.id_col, "userId", "head")
     for j in range(L.n_movies):
-        write_id(book, ws, row, L.grid_col + j, grad.movie_ids[j])
+        write_id(book, ws, row, L.grid_col + j, grad.slice.movie_ids[j])
     for i in range(L.n_users):
-        write_id(book, ws, row + 1 + i, L.id_col, grad.user_ids[i])
+        write_id(book, ws, row + 1 + i, L.id_col, grad.slice.user_ids[i])
 
 
 def _block_heads(book: Book, ws, L: GridLayout, grad: Gradients, b: Block, title: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cfxl.records.lesson import LessonRecords
+from cfxl.records.types import LessonRecords
 from cfxl.sheets.book import Book, cell
 
 # Formats the lesson's sheets add to Book's shared ones.
@@ -52,5 +52,5 @@ def trained_by(rec: LessonRecords, model: str) -> str:
     """The start of a sheet's note: which model, and how torch trained it (or that it did not)."""
     if rec.untrained:
         return f"{model} as initialised by torch (seed {rec.seed}), before any training"
-    return (f"{model} trained by torch in float64 on the slice's {len(rec.rows)} ratings "
+    return (f"{model} trained by torch in float64 on the slice's {len(rec.slice.rows)} ratings "
             f"(Adam, lr {rec.lr:g}, {rec.steps} full-batch steps, seed {rec.seed})")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cfxl.records.lesson import GridRecords, LessonRecords
+from cfxl.records.types import GridRecords, LessonRecords, Slice
 from cfxl.sheets.book import Book, area, cell
 from cfxl.sheets.grid import (
     TITLE_ROW_HEIGHT,
@@ -91,7 +91,7 @@ class GridLayout:
 
 
 def grid_layout(rec: LessonRecords, *, bias: bool) -> GridLayout:
-    n_users, n_movies = rec.ratings.shape
+    n_users, n_movies = rec.slice.ratings.shape
     return GridLayout(n_users, n_movies, rec.n_factors, bias)
 
 
@@ -106,24 +106,24 @@ def write_lesson_sheets(book: Book, rec: LessonRecords) -> None:
     write_tensors_sheet(book, rec)
 
 
-def write_crosstab(book: Book, ws, L, rec) -> str:
+def write_crosstab(book: Book, ws, L, s: Slice) -> str:
     """The grid sheets' top: titles, movie and user ids, the ratings (blank where unrated) with a
-    colour scale. rec has titles, movie_ids, user_ids, ratings and y_range; returns the ratings area."""
+    colour scale; returns the ratings area."""
     U, M, gc = L.n_users, L.n_movies, L.grid_col
     book.text(ws, L.title_row, L.id_col, "title", "right")
     book.text(ws, L.id_row, L.id_col, "movieId", "right")
     book.text(ws, L.rating_row, L.id_col - 1, "userId", "right")
     ws.set_row(L.title_row, TITLE_ROW_HEIGHT)
     for j in range(M):
-        book.text(ws, L.title_row, gc + j, rec.titles[j], "title")
-        write_id(book, ws, L.id_row, gc + j, rec.movie_ids[j])
+        book.text(ws, L.title_row, gc + j, s.titles[j], "title")
+        write_id(book, ws, L.id_row, gc + j, s.movie_ids[j])
     for i in range(U):
-        write_id(book, ws, L.rating_row + i, L.id_col, rec.user_ids[i])
+        write_id(book, ws, L.rating_row + i, L.id_col, s.user_ids[i])
         for j in range(M):
-            if not np.isnan(rec.ratings[i, j]):
-                book.number(ws, L.rating_row + i, gc + j, rec.ratings[i, j], "rating")
+            if not np.isnan(s.ratings[i, j]):
+                book.number(ws, L.rating_row + i, gc + j, s.ratings[i, j], "rating")
     ratings = area(L.rating_row, gc, L.rating_row + U - 1, L.last_col)
-    rating_scale(ws, ratings, rec.y_range)
+    rating_scale(ws, ratings, s.y_range)
     return ratings
 
 
@@ -151,7 +151,7 @@ def write_grid_sheet(book: Book, rec: LessonRecords, name: str, g: GridRecords) 
                           f"predictions and loss follow.")
     gc = L.grid_col
 
-    write_crosstab(book, ws, L, rec)
+    write_crosstab(book, ws, L, rec.slice)
     if bias:
         lo, hi = write_sigmoid_range(book, ws, L, g.y_range)
         book.text(ws, L.mb_row, L.id_col, "bias", "right")
@@ -168,16 +168,16 @@ def write_grid_sheet(book: Book, rec: LessonRecords, name: str, g: GridRecords) 
               "movie factors: a column per movie; user factors: a row per user", "group")
     book.text(ws, L.head_row, L.id_col, "userId", "head")
     for j in range(M):
-        write_id(book, ws, L.head_row, gc + j, rec.movie_ids[j])
+        write_id(book, ws, L.head_row, gc + j, rec.slice.movie_ids[j])
     book.text(ws, L.err_head_row, L.uf_col, "error = rating - prediction", "group")
     book.text(ws, L.err_head_row, L.id_col, "userId", "head")
     for j in range(M):
-        write_id(book, ws, L.err_head_row, gc + j, rec.movie_ids[j])
+        write_id(book, ws, L.err_head_row, gc + j, rec.slice.movie_ids[j])
 
     for i in range(U):
         pr, er = L.pred_row + i, L.err_row + i
-        write_id(book, ws, pr, L.id_col, rec.user_ids[i])
-        write_id(book, ws, er, L.id_col, rec.user_ids[i])
+        write_id(book, ws, pr, L.id_col, rec.slice.user_ids[i])
+        write_id(book, ws, er, L.id_col, rec.slice.user_ids[i])
         if bias:
             book.number(ws, pr, L.ub_col, g.u_bias[i], "input")
         for f in range(k):
@@ -187,13 +187,13 @@ def write_grid_sheet(book: Book, rec: LessonRecords, name: str, g: GridRecords) 
             rating = cell(L.rating_row + i, c)
             pred = prediction_formula(L, i, j, (lo, hi) if bias else None)
             err = f'=IF({rating}="","",{rating}-{cell(pr, c)})'
-            if np.isnan(rec.ratings[i, j]):
+            if np.isnan(rec.slice.ratings[i, j]):
                 ws.write_formula(pr, c, pred, book.fmt("num"), "")
                 ws.write_formula(er, c, err, book.fmt("num"), "")
             else:
                 book.formula(ws, pr, c, pred, g.pred[i, j])
                 book.formula(ws, er, c, err, g.err[i, j])
-    rating_scale(ws, area(L.pred_row, gc, L.pred_row + U - 1, L.last_col), rec.y_range)
+    rating_scale(ws, area(L.pred_row, gc, L.pred_row + U - 1, L.last_col), rec.slice.y_range)
     ws.conditional_format(area(L.err_row, gc, L.err_row + U - 1, L.last_col),
                           {"type": "3_color_scale", "min_color": "#5B9BD5", "mid_type": "num",
                            "mid_value": 0, "mid_color": "#FFFFFF", "max_color": "#F8696B"})

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cfxl.records.lesson import LessonRecords
+from cfxl.records.types import LessonRecords
 from cfxl.sheets.book import Book, cell
 from cfxl.sheets.grid import rating_scale, span, trained_by, write_id
 
@@ -38,7 +38,7 @@ def write_tables(book: Book, ws, rec: LessonRecords, u_weight: np.ndarray, i_wei
     k = rec.n_factors
     refs = []
     top = FIRST
-    for what, ids, weights in (("user", rec.user_ids, u_weight), ("movie", rec.movie_ids, i_weight)):
+    for what, ids, weights in (("user", rec.slice.user_ids, u_weight), ("movie", rec.slice.movie_ids, i_weight)):
         book.text(ws, top - 2, 0, f"{what} embeddings ({what}s' factors)", "group")
         for c, label in enumerate(["idx", f"{what}Id"] + [f"factor {f + 1}" for f in range(k)]):
             book.text(ws, top - 1, c, label, "head")
@@ -50,7 +50,7 @@ def write_tables(book: Book, ws, rec: LessonRecords, u_weight: np.ndarray, i_wei
             for f in range(k):
                 book.number(ws, top + i, 2 + f, weights[i, f], "input")
             if titles and what == "movie":
-                book.text(ws, top + i, 2 + k, rec.titles[i])
+                book.text(ws, top + i, 2 + k, rec.slice.titles[i])
         bottom = top + len(ids) - 1
         refs += [span(top, 1, bottom, 1, pin="rc"), span(top, 2, bottom, 1 + k, pin="rc")]
         top = bottom + 4  # a blank row, the group title, the header
@@ -66,11 +66,11 @@ def write_ratings(book: Book, ws, rec: LessonRecords, c0: int) -> None:
     book.text(ws, HEAD_ROW - 1, c0, "original data", "group")
     for d, label in enumerate(("userId", "movieId", "rating")):
         book.text(ws, HEAD_ROW, c0 + d, label, "head")
-    for n, (i, j) in enumerate(zip(rec.rows, rec.cols)):
-        write_id(book, ws, FIRST + n, c0, rec.user_ids[i])
-        write_id(book, ws, FIRST + n, c0 + 1, rec.movie_ids[j])
-        book.number(ws, FIRST + n, c0 + 2, rec.ratings[i, j], "rating")
-    rating_scale(ws, span(FIRST, c0 + 2, FIRST + len(rec.rows) - 1, c0 + 2), rec.y_range)
+    for n, (i, j) in enumerate(zip(rec.slice.rows, rec.slice.cols)):
+        write_id(book, ws, FIRST + n, c0, rec.slice.user_ids[i])
+        write_id(book, ws, FIRST + n, c0 + 1, rec.slice.movie_ids[j])
+        book.number(ws, FIRST + n, c0 + 2, rec.slice.ratings[i, j], "rating")
+    rating_scale(ws, span(FIRST, c0 + 2, FIRST + len(rec.slice.rows) - 1, c0 + 2), rec.slice.y_range)
 
 
 def write_fit(book: Book, ws, rec: LessonRecords, c0: int, rating_col: int, prediction,
@@ -84,7 +84,7 @@ def write_fit(book: Book, ws, rec: LessonRecords, c0: int, rating_col: int, pred
         r = FIRST + n
         book.formula(ws, r, c0, prediction(r), pred[n])
         book.formula(ws, r, c0 + 1, f"=({cell(r, rating_col)}-{cell(r, c0)})^2", sq_err[n])
-    rating_scale(ws, span(FIRST, c0, last, c0), rec.y_range)
+    rating_scale(ws, span(FIRST, c0, last, c0), rec.slice.y_range)
     book.formula(ws, FIRST, c0 + 3, f"=SQRT(AVERAGE({span(FIRST, c0 + 1, last, c0 + 1)}))", rmse,
                  "loss")
     book.number(ws, FIRST, c0 + 4, rmse, "torch")
@@ -126,8 +126,8 @@ def write_emb_sheet(book: Book, rec: LessonRecords) -> None:
     c0 = 4 + k  # after the title column and a spacer: J for 5 factors
     write_ratings(book, ws, rec, c0)
     uc, mc = c0 + 3, c0 + 4 + k
-    write_lookup(book, ws, rec, uc, c0, t.user_ids, t.users, g.user_emb, rec.rows, "user")
-    write_lookup(book, ws, rec, mc, c0 + 1, t.movie_ids, t.movies, g.movie_emb, rec.cols, "movie")
+    write_lookup(book, ws, rec, uc, c0, t.user_ids, t.users, g.user_emb, rec.slice.rows, "user")
+    write_lookup(book, ws, rec, mc, c0 + 1, t.movie_ids, t.movies, g.movie_emb, rec.slice.cols, "movie")
     write_fit(book, ws, rec, mc + 1 + k, c0 + 2,
               lambda r: f"=SUMPRODUCT({span(r, uc + 1, r, uc + k)},{span(r, mc + 1, r, mc + k)})",
               g.pred, g.sq_err, g.rmse)
@@ -143,11 +143,11 @@ def write_onehot_sheet(book: Book, rec: LessonRecords) -> None:
     t = write_tables(book, ws, rec, rec.dot.u_weight, rec.dot.i_weight, titles=True)
     c0 = 4 + k
     write_ratings(book, ws, rec, c0)
-    last = FIRST + len(rec.rows) - 1
+    last = FIRST + len(rec.slice.rows) - 1
     col = c0 + 3
     blocks = []  # (first column of the one-hot block, width)
-    for what, id_col, ids, onehot in (("user", c0, rec.user_ids, g.user_onehot),
-                                      ("movie", c0 + 1, rec.movie_ids, g.movie_onehot)):
+    for what, id_col, ids, onehot in (("user", c0, rec.slice.user_ids, g.user_onehot),
+                                      ("movie", c0 + 1, rec.slice.movie_ids, g.movie_onehot)):
         book.text(ws, HEAD_ROW - 1, col, f"{what} one-hot (1 where the {what}Id is this column's)",
                   "group")
         for j, raw_id in enumerate(ids):
@@ -202,9 +202,9 @@ def write_net_sheet(book: Book, rec: LessonRecords) -> None:
         book.text(ws, HEAD_ROW, xc + f, _x_name(f, k), "head")
     for h in range(nh):
         book.text(ws, HEAD_ROW, hc + h, f"h{h + 1}", "head")
-    for n in range(len(rec.rows)):
+    for n in range(len(rec.slice.rows)):
         r = FIRST + n
-        for c, id_col, ids, pos in ((uc, c0, t.user_ids, rec.rows), (mc, c0 + 1, t.movie_ids, rec.cols)):
+        for c, id_col, ids, pos in ((uc, c0, t.user_ids, rec.slice.rows), (mc, c0 + 1, t.movie_ids, rec.slice.cols)):
             book.formula(ws, r, c, f"=MATCH({cell(r, id_col)},{ids},0)", pos[n] + 1, "int",
                          check=False)  # not torch's: the ids' positions, checked through x
         for f in range(2 * k):

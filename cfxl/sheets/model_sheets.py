@@ -10,15 +10,13 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from cfxl.errors import CfxlError
+from cfxl.records.types import ModelTables
 from cfxl.sheets.analysis_sheets import write_bias_rank, write_pca
 from cfxl.sheets.book import MAX_ROWS, Book
 from cfxl.sheets.table import Column, capped, colour_scale, fmt, write_table
 
-if TYPE_CHECKING:
-    from cfxl.records.model_tables import ModelTables
 
 FIRST = 2  # every table: note in row 0, header in row 1, data from row 2
 CSV_TABLES = ("users", "movies", "predictions", "history")
@@ -56,8 +54,8 @@ def write_model_sheets(book: Book, tables: ModelTables, *, csv_dir=None, max_row
                      f"(eval mode, dropout off); error = predicted - actual. Filter with the header's "
                      f"buttons. {READ_ONLY}")
     write_history(book, tables)
-    write_bias_rank(book, tables.movies, model=str(tables.config.get("model", "")))
-    write_pca(book, tables.movies)
+    write_bias_rank(book, tables.bias_rank, model=str(tables.config.get("model", "")))
+    write_pca(book, tables.pca)
     write_config(book, tables.config)
 
 

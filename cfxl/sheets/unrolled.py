@@ -26,9 +26,8 @@ import functools
 import numpy as np
 from xlsxwriter.utility import xl_col_to_name
 
-from cfxl.records.cf_steps import PARAMS
 from cfxl.errors import CfxlError
-from cfxl.records.unrolled import UnrolledRecords
+from cfxl.records.types import SLICE_PARAMS, UnrolledRecords
 from cfxl.sheets.book import MAX_ROWS, Book, area, cell
 from cfxl.sheets.gradients import cf_formats
 from cfxl.sheets.lesson import prediction_formula
@@ -51,7 +50,7 @@ TITLES = {  # each block's title and a second line, in its empty top-left corner
 def write_train_sheet(book: Book, rec: UnrolledRecords) -> None:
     """The `train` sheet for K recorded steps (rec.steps), in its own sheet of `book`."""
     cf_formats(book)
-    U, M = rec.ratings.shape
+    U, M = rec.slice.ratings.shape
     L = TrainLayout(U, M, rec.n_factors, rec.steps)
     last = L.band(L.steps + 1) - 1
     if last >= MAX_ROWS:
@@ -70,7 +69,7 @@ def write_train_sheet(book: Book, rec: UnrolledRecords) -> None:
 
 def _note(rec: UnrolledRecords, L: TrainLayout) -> str:
     h, per_factor = rec.hyper, 6 * (L.n_users + L.n_movies)
-    return (f"The bias sheet's EmbeddingDotBias on the slice's {rec.n} ratings, {L.n_factors} "
+    return (f"The bias sheet's EmbeddingDotBias on the slice's {rec.slice.n} ratings, {L.n_factors} "
             f"factors, trained full-batch for {L.steps} steps entirely in formulas, a band of "
             f"{L.band_rows} rows per step; torch.optim ({h.opt}, lr {h.lr:g}, float64) computed "
             f"every cached value. Edit lr or pick another optimizer (yellow, top right): every "
@@ -96,9 +95,9 @@ def _frame_heads(book: Book, ws, fr: Frame, rec: UnrolledRecords, title: str) ->
 def _ids(book: Book, ws, head: int, g, rec: UnrolledRecords) -> None:
     book.text(ws, head, g.id_col, "userId", "head")
     for j in range(g.n_movies):
-        write_id(book, ws, head, g.grid_col + j, rec.movie_ids[j])
+        write_id(book, ws, head, g.grid_col + j, rec.slice.movie_ids[j])
     for i in range(g.n_users):
-        write_id(book, ws, head + 1 + i, g.id_col, rec.user_ids[i])
+        write_id(book, ws, head + 1 + i, g.id_col, rec.slice.user_ids[i])
 
 
 def _band_title(book: Book, ws, L: TrainLayout, k: int) -> None:
@@ -157,7 +156,7 @@ def _band(book: Book, ws, L: TrainLayout, rec: UnrolledRecords, k: int, tol: dic
                 (dx, f'=IF({y}="",0,2/n*({p}-{y})*(({p}-lo)*(hi-{p})/(hi-lo)))', rec.dloss_dx,
                  tol["dloss_dx"], "cf_sci"))
             for top, formula, values, scale, fmt in grids:
-                if np.isnan(rec.ratings[i, j]):  # not in the loss: nothing of torch's to check
+                if np.isnan(rec.slice.ratings[i, j]):  # not in the loss: nothing of torch's to check
                     blank = 0 if values is rec.dloss_dx else ""
                     ws.write_formula(top + i, c, formula, book.fmt(fmt), blank)
                 else:
@@ -223,28 +222,28 @@ def _tolerances(rec: UnrolledRecords):
     scale): rating - prediction cancels near convergence, and so do the gradient's sums and the
     running sums of gradients; a parameter is its start minus every update so far, and may come
     close to zero. Yields a dict per step, 0..K-1, of arrays shaped like what they scale."""
-    h, n = rec.hyper, rec.n
-    lo, hi = rec.y_range
-    rated = ~np.isnan(rec.ratings)
-    y = np.abs(np.nan_to_num(rec.ratings))  # (U, M)
-    size = {p: np.abs(rec.value[p][0]) for p in PARAMS}  # the largest |parameter| so far
-    buf = {p: 0.0 for p in PARAMS}
-    avg = {p: 0.0 for p in PARAMS}
+    h, n = rec.hyper, rec.slice.n
+    lo, hi = rec.slice.y_range
+    rated = ~np.isnan(rec.slice.ratings)
+    y = np.abs(np.nan_to_num(rec.slice.ratings))  # (U, M)
+    size = {p: np.abs(rec.value[p][0]) for p in SLICE_PARAMS}  # the largest |parameter| so far
+    buf = {p: 0.0 for p in SLICE_PARAMS}
+    avg = {p: 0.0 for p in SLICE_PARAMS}
     for s in range(rec.steps):
-        v = {p: rec.value[p][s] for p in PARAMS}
+        v = {p: rec.value[p][s] for p in SLICE_PARAMS}
         # d loss/dx per unit of error (where the error is exactly 0, the steepest slope)
         ratio = np.divide(rec.dloss_dx[s], rec.err[s], out=np.full(y.shape, 2 / n * (hi - lo) / 4),
                           where=rated & (rec.err[s] != 0))
         dx = y * np.abs(ratio)  # (U, M)
         grad = {"u_weight": dx @ np.abs(v["i_weight"]), "i_weight": dx.T @ np.abs(v["u_weight"]),
                 "u_bias": dx.sum(1), "i_bias": dx.sum(0)}
-        grad = {p: grad[p] + abs(h.weight_decay) * np.abs(v[p]) for p in PARAMS}
-        buf = {p: h.momentum * buf[p] + grad[p] for p in PARAMS}
-        avg = {p: h.beta1 * avg[p] + grad[p] for p in PARAMS}
-        after = {p: rec.value[p][s + 1] for p in PARAMS}
-        size = {p: np.maximum(size[p], np.abs(after[p])) for p in PARAMS}
+        grad = {p: grad[p] + abs(h.weight_decay) * np.abs(v[p]) for p in SLICE_PARAMS}
+        buf = {p: h.momentum * buf[p] + grad[p] for p in SLICE_PARAMS}
+        avg = {p: h.betas[0] * avg[p] + grad[p] for p in SLICE_PARAMS}
+        after = {p: rec.value[p][s + 1] for p in SLICE_PARAMS}
+        size = {p: np.maximum(size[p], np.abs(after[p])) for p in SLICE_PARAMS}
         yield {"err": y, "dloss_dx": dx, "grad": grad, "momentum_buffer": buf, "exp_avg": avg,
-               "updated": {p: size[p] + np.abs(after[p] - v[p]) for p in PARAMS}}
+               "updated": {p: size[p] + np.abs(after[p] - v[p]) for p in SLICE_PARAMS}}
 
 
 def _looks(ws, L: TrainLayout, rec: UnrolledRecords) -> None:
@@ -258,4 +257,4 @@ def _looks(ws, L: TrainLayout, rec: UnrolledRecords) -> None:
     for k in range(1, L.steps + 1):
         P = L.frame(k, "params")
         rating_scale(ws, area(P.pred_row, g.grid_col, P.pred_row + L.n_users - 1, g.last_col),
-                     rec.y_range)
+                     rec.slice.y_range)

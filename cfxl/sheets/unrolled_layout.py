@@ -46,7 +46,7 @@ class Frame(GridLayout):
 
     def elements(self):
         """(parameter name, index, row, column) of every parameter element, in
-        cfxl.records.cf_steps.PARAMS order: u_weight, i_weight, u_bias, i_bias, row-major."""
+        SLICE_PARAMS order: u_weight, i_weight, u_bias, i_bias, row-major."""
         U, M, k = self.n_users, self.n_movies, self.n_factors
         out = [("u_weight", (i, f), self.pred_row + i, self.uf_col + f)
                for i in range(U) for f in range(k)]

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cfxl.records.cf_steps import OPTS
-from cfxl.records.unrolled import UnrolledRecords
+from cfxl.records.types import SLICE_OPTIMIZERS, UnrolledRecords
 from cfxl.sheets.book import Book, area, cell
 from cfxl.sheets.grid import TITLE_ROW_HEIGHT, rating_scale, write_id
 from cfxl.sheets.unrolled_layout import SETTINGS, SUMMARY, TrainLayout
@@ -30,9 +29,9 @@ LEGEND = (
 def write_settings(book: Book, ws, L: TrainLayout, rec: UnrolledRecords) -> None:
     """The labelled settings, each a sheet-level name the formulas use (lr, optimizer, ...)."""
     h = rec.hyper
-    values = {"lr": h.lr, "optimizer": h.opt, "momentum": h.momentum, "beta1": h.beta1,
-              "beta2": h.beta2, "eps": h.eps, "weight_decay": h.weight_decay,
-              "lo": rec.y_range[0], "hi": rec.y_range[1]}
+    values = {"lr": h.lr, "optimizer": h.opt, "momentum": h.momentum, "beta1": h.betas[0],
+              "beta2": h.betas[1], "eps": h.eps, "weight_decay": h.weight_decay,
+              "lo": rec.slice.y_range[0], "hi": rec.slice.y_range[1]}
     s = L.side_col
     book.text(ws, L.title_row, s, "settings (yellow: edit them)", "group")
     for name in SETTINGS:
@@ -42,10 +41,10 @@ def write_settings(book: Book, ws, L: TrainLayout, rec: UnrolledRecords) -> None
         if name == "n":
             ratings = area(L.rating_row, L.grid.grid_col, L.rating_row + L.n_users - 1,
                            L.grid.last_col, absolute=True)
-            book.formula(ws, r, c, f"=COUNT({ratings})", rec.n, "int")
+            book.formula(ws, r, c, f"=COUNT({ratings})", rec.slice.n, "int")
         elif name == "optimizer":
             book.text(ws, r, c, values[name], "cf_hyper")
-            ws.data_validation(r, c, r, c, {"validate": "list", "source": list(OPTS),
+            ws.data_validation(r, c, r, c, {"validate": "list", "source": list(SLICE_OPTIMIZERS),
                                             "error_message": "sgd, momentum or adam"})
         else:
             book.number(ws, r, c, values[name], "cf_hyper" if name not in ("lo", "hi") else "num2")
@@ -60,15 +59,15 @@ def write_ratings(book: Book, ws, L: TrainLayout, rec: UnrolledRecords) -> None:
     book.text(ws, L.id_row, g.id_col, "movieId", "right")
     book.text(ws, L.rating_row, g.uf_col, "ratings", "group")
     for j in range(L.n_movies):
-        book.text(ws, L.title_row, g.grid_col + j, rec.titles[j], "title")
-        write_id(book, ws, L.id_row, g.grid_col + j, rec.movie_ids[j])
+        book.text(ws, L.title_row, g.grid_col + j, rec.slice.titles[j], "title")
+        write_id(book, ws, L.id_row, g.grid_col + j, rec.slice.movie_ids[j])
     for i in range(L.n_users):
-        write_id(book, ws, L.rating_row + i, g.id_col, rec.user_ids[i])
+        write_id(book, ws, L.rating_row + i, g.id_col, rec.slice.user_ids[i])
         for j in range(L.n_movies):
-            if not np.isnan(rec.ratings[i, j]):
-                book.number(ws, L.rating_row + i, g.grid_col + j, rec.ratings[i, j], "rating")
+            if not np.isnan(rec.slice.ratings[i, j]):
+                book.number(ws, L.rating_row + i, g.grid_col + j, rec.slice.ratings[i, j], "rating")
     rating_scale(ws, area(L.rating_row, g.grid_col, L.rating_row + L.n_users - 1, g.last_col),
-                 rec.y_range)
+                 rec.slice.y_range)
 
 
 def write_summary(book: Book, ws, L: TrainLayout, rec: UnrolledRecords) -> None:
