@@ -6,7 +6,7 @@
 The model is trained once and cached as a checkpoint in the temp folder (keyed by the data's
 hash and the config), so later runs only time the writing. Both writers start from the same
 `ModelTables` and write the same sheets and values (users, movies, predictions, history,
-bias_rank, pca, config): cfxl through `write_atomic(..., write_model_sheets)`, charts,
+bias_rank, pca, config): cfxl through `write_workbook(..., write_model_sheets)`, charts,
 formats and all; the reference the ordinary way, openpyxl in normal mode with one
 `ws.cell(row, col, value)` per cell and no charts or formats. Target: cfxl at least 2x faster,
 and under 5 s on the embedded data.
@@ -42,7 +42,7 @@ def trained_model(data_path):
     start = time.perf_counter()
     trained = fit(config, ratings, progress=False)
     seconds = time.perf_counter() - start
-    checkpoint.save(trained, cached, overwrite=True)
+    checkpoint.save(trained, cached, force=True)
     return trained, ratings, cached, seconds
 
 
@@ -93,10 +93,10 @@ def reference_write(tables, path: Path) -> None:
 
 
 def cfxl_write(tables, path: Path) -> None:
-    from cfxl.sheets.book import write_atomic
     from cfxl.sheets.model_sheets import write_model_sheets
+    from cfxl.workbooks import write_workbook
 
-    write_atomic(path, lambda book: write_model_sheets(book, tables), force=True)
+    write_workbook(path, lambda book: write_model_sheets(book, tables), force=True)
 
 
 def timed(write, tables, path: Path, repeat: int) -> list[float]:

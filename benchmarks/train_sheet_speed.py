@@ -73,8 +73,9 @@ def write(path: Path, rec, *, proof: bool = True, stock_formulas: bool = False) 
     `_torch` sheet out; stock_formulas uses XlsxWriter's own formula preparation."""
     from xlsxwriter.worksheet import Worksheet
 
-    from cfxl.sheets.book import ExactWorksheet, write_atomic
+    from cfxl.sheets.book import ExactWorksheet
     from cfxl.sheets.unrolled import write_train_sheet
+    from cfxl.workbooks import write_workbook
 
     checks = []
 
@@ -88,7 +89,7 @@ def write(path: Path, rec, *, proof: bool = True, stock_formulas: bool = False) 
     if stock_formulas and own is not None:
         ExactWorksheet._prepare_formula = Worksheet._prepare_formula
     try:
-        write_atomic(path, build, force=True)
+        write_workbook(path, build, force=True)
     finally:
         if own is not None:
             ExactWorksheet._prepare_formula = own

@@ -2,7 +2,8 @@
 
 This is where the two sides meet: torch produces plain numpy records (cfxl.records.lesson for the
 lesson's slice models, cfxl.records.model_tables for the whole model) and the workbook layer (cfxl.sheets)
-writes them; neither side imports the other.
+writes them; neither side imports the other. Every command checks what it will write (plan) and
+what it was told before any data is read or model trained.
 """
 
 from __future__ import annotations
@@ -11,112 +12,223 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cfxl import presets
-from cfxl.data.ratings import Ratings
+from cfxl.data.ratings import Ratings, read_ratings
+from cfxl.engine import checkpoint
+from cfxl.engine.optim import check_settings
+from cfxl.engine.train import Config, Trained, fit, resolve_device
+from cfxl.errors import CfxlError
+from cfxl.io import atomic_write, ensure_writable
 from cfxl.records.lesson import lesson_records
 from cfxl.records.model_tables import model_tables
-from cfxl.engine.train import Config, Trained, fit
-from cfxl.sheets.book import write_atomic
+from cfxl.records.types import ModelTables, UnrolledHyper
+from cfxl.sheets.book import write_book
 from cfxl.sheets.lesson import write_lesson_sheets
-from cfxl.sheets.model_sheets import write_model_sheets
+from cfxl.sheets.model_sheets import CSV_TABLES, write_model_sheets
+
+BOOK_SUFFIXES = (".xlsx", ".xlsm")
+
+
+def check_counts(**counts: int) -> None:
+    """Counts a user types (steps, factors, slice sizes): each at least 1."""
+    for name, n in counts.items():
+        if n < 1:
+            raise CfxlError(f"{name} must be at least 1, not {n}")
 
 
 @dataclass(frozen=True)
 class SliceOptions:
     """The lesson's "subset for Excel": how many users, movies and factors the live sheets use."""
 
-    n_users: int = 15        # the lesson's crosstab is 15 x 15
-    n_movies: int = 15
-    n_factors: int = 5       # the lesson's sheets show 5 factors
-    untrained: bool = False  # write the initial parameters instead of trained ones
-    seed: int = 42
+    n_users: int = presets.SLICE_USERS
+    n_movies: int = presets.SLICE_MOVIES
+    n_factors: int = presets.LESSON_FACTORS
+    untrained: bool = False   # write the initial parameters instead of trained ones
+    seed: int | None = None   # None: the trained model's seed
+
+    def __post_init__(self):
+        check_counts(slice_users=self.n_users, slice_movies=self.n_movies,
+                     slice_factors=self.n_factors)
 
 
-def _macros(output, macros: bool | None, *, force: bool, model: bool = False) -> bool:
-    """Whether to write a macro workbook (by default: an .xlsm output), its targets checked."""
-    macros = Path(output).suffix.lower() == ".xlsm" if macros is None else macros
+@dataclass(frozen=True)
+class Outputs:
+    """Every file a workbook command writes, each checked by plan() before any work."""
+
+    book: Path
+    force: bool = False
+    macros: bool = False            # a macro workbook: <book>.py beside it runs its buttons
+    model_file: Path | None = None  # the collab macro workbook's model, <book>.pt beside it
+    csv_dir: Path | None = None     # the complete model tables as CSV files
+
+
+def plan(book, *, force: bool = False, macros: bool | None = None, model: bool = False,
+         csv_dir=None) -> Outputs:
+    """Check every file a command will write: the workbook (.xlsx, .xlsm); beside a macro
+    workbook (macros, by default for an .xlsm name) <book>.py and, with model, <book>.pt; the
+    tables in csv_dir. A CfxlError names the first that cannot be written, unless force."""
+    from cfxl.excel.macros import check_module_name, companion
+
+    book = Path(book)
+    macros = book.suffix.lower() == ".xlsm" if macros is None else macros
+    if macros and book.suffix.lower() != ".xlsm":
+        raise CfxlError(f"{book}: a macro workbook needs the suffix .xlsm")
+    ensure_writable(book, force=force, suffixes=BOOK_SUFFIXES)
+    model_file = book.with_suffix(".pt") if macros and model else None
     if macros:
-        from cfxl.excel.macros import check_targets
-        check_targets(output, force=force, model=model)
-    return macros
+        check_module_name(book)
+        for other in filter(None, (companion(book), model_file)):
+            ensure_writable(other, force=force)
+    if csv_dir is not None:
+        csv_dir = Path(csv_dir)
+        if csv_dir.is_dir():
+            for name in CSV_TABLES:
+                ensure_writable(csv_dir / f"{name}.csv", force=force)
+        elif csv_dir.exists():
+            raise CfxlError(f"{csv_dir} is a file, not a folder")
+        else:
+            ensure_writable(csv_dir)  # a folder that can be made there
+    return Outputs(book, force, macros, model_file, csv_dir)
 
 
-def export_collab(output, trained: Trained, ratings: Ratings, *, slice_options=SliceOptions(),
-                  csv_dir=None, force: bool = False, macros: bool | None = None,
-                  interpreter: str | None = None) -> Path:
+def write_workbook(path, build, *, force: bool = False) -> Path:
+    """build(book) fills a Book, written atomically at path (.xlsx or .xlsm)."""
+    ensure_writable(path, force=force, suffixes=BOOK_SUFFIXES)
+    return atomic_write(path, lambda tmp: write_book(tmp, build), force=force)
+
+
+def read_and_fit(source, config: Config, *, user_col=None, item_col=None, rating_col=None,
+                 output=None, force: bool = False, progress=None, on_read=None, on_epoch=None
+                 ) -> tuple[Trained, Ratings]:
+    """Read a ratings file (None: the embedded sample) and train config's model on it, saved to
+    output (.pt) when given; the device and output are checked before anything is read.
+    on_read(ratings) is called before training starts."""
+    resolve_device(config.device)
+    if output is not None:
+        ensure_writable(output, force=force, suffixes=(".pt",))
+    ratings = read_ratings(source, user_col=user_col, item_col=item_col, rating_col=rating_col)
+    if on_read is not None:
+        on_read(ratings)
+    trained = fit(config, ratings, progress=progress, on_epoch=on_epoch)
+    if output is not None:
+        checkpoint.save(trained, output, force=force)
+    return trained, ratings
+
+
+def load_or_train(source, config: Config, *, user_col=None, item_col=None, rating_col=None,
+                  progress=None, on_read=None, on_epoch=None) -> tuple[Trained, Ratings]:
+    """A model and its ratings: a .pt model file (`cfxl train -o`) is loaded and the ratings it
+    was trained on read again; anything else is read and trained on (read_and_fit)."""
+    columns = {"user_col": user_col, "item_col": item_col, "rating_col": rating_col}
+    if source is None or Path(source).suffix != ".pt":
+        return read_and_fit(source, config, **columns, progress=progress, on_read=on_read,
+                            on_epoch=on_epoch)
+    trained = checkpoint.load(source)
+    if not Path(trained.source).exists():
+        raise CfxlError(f"{source}: the ratings file it was trained on, {trained.source}, "
+                        "is gone; train again with `cfxl export RATINGS`")
+    ratings = read_ratings(trained.source, **columns)
+    if on_read is not None:
+        on_read(ratings)
+    return trained, ratings
+
+
+def export_collab(out: Outputs, trained: Trained, ratings: Ratings, *,
+                  slice_options=SliceOptions(), interpreter: str | None = None) -> Path:
     """Write the collab workbook: the lesson's live sheets, then the whole model's tables.
 
-    macros (by default for an .xlsm output): a macro workbook (cfxl.excel.macros) with a ratings
-    sheet and Train / Refresh buttons; the model is saved beside it as <book>.pt and the
-    config sheet names it; <book>.py beside it runs the buttons. interpreter: the Python
-    xlwings starts for them (xlwings.conf)."""
+    out (plan(book, model=True, ...)): for a macro workbook (cfxl.excel.macros), a ratings
+    sheet and Train / Refresh buttons; the model is saved beside it as <book>.pt and the config
+    sheet names it; <book>.py beside it runs the buttons. interpreter: the Python xlwings starts
+    for them (xlwings.conf)."""
+    if out.macros and out.model_file is None:
+        raise ValueError("a collab macro workbook saves its model beside it: plan(..., model=True)")
     s = slice_options
-    macros = _macros(output, macros, force=force, model=True)
     lesson = lesson_records(ratings, n_users=s.n_users, n_movies=s.n_movies,
-                            n_factors=s.n_factors, untrained=s.untrained, seed=s.seed)
+                            n_factors=s.n_factors, untrained=s.untrained,
+                            seed=trained.config.seed if s.seed is None else s.seed)
     tables = model_tables(trained, ratings)
-    model_file = Path(output).with_suffix(".pt")
-    if macros:
-        tables.config["model_file"] = model_file.name
-    if csv_dir is not None:
-        Path(csv_dir).mkdir(parents=True, exist_ok=True)
+    if out.macros:
+        tables.config["model_file"] = out.model_file.name
+
+    if out.csv_dir is not None:
+        write_csvs(tables, out.csv_dir, force=out.force)
 
     def build(book):
         write_lesson_sheets(book, lesson)
-        write_model_sheets(book, tables, csv_dir=csv_dir)
-        if macros:
+        write_model_sheets(book, tables, csv_dir=out.csv_dir)
+        if out.macros:
             from cfxl.excel.macros import add_collab_macros
             add_collab_macros(book, ratings.frame(), tables.config, interpreter=interpreter)
 
-    path = write_atomic(output, build, force=force)
-    if macros:
-        from cfxl.engine import checkpoint
-        from cfxl.excel.macros import finish
-        checkpoint.save(trained, model_file, overwrite=True)  # check_targets asked about force
-        finish(path, force=force)
+    path = write_workbook(out.book, build, force=out.force)
+    if out.macros:
+        from cfxl.excel.macros import write_companion
+        checkpoint.save(trained, out.model_file, force=out.force)
+        write_companion(path, force=out.force)
     return path
 
 
-def export_graddesc(output, ratings: Ratings, *, rules: str = "torch", steps: int = 30,
-                    trace_users=None, trace_movies=None, force: bool = False,
-                    macros: bool | None = None, interpreter: str | None = None) -> Path:
+def write_csvs(tables: ModelTables, folder: Path, *, force: bool = False) -> None:
+    """users.csv, movies.csv, predictions.csv and history.csv, complete, each written atomically
+    (the sheets are capped at Excel's row limit)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CfxlError(f"{folder}: cannot create the CSV folder ({e.strerror or e})") from None
+    for name in CSV_TABLES:
+        table = getattr(tables, name)
+        atomic_write(folder / f"{name}.csv", lambda tmp: table.to_csv(tmp, index=False),
+                     force=force)
+
+
+def export_graddesc(out: Outputs, ratings: Ratings, *, rules: str = "torch",
+                    steps: int = presets.CF_STEPS, trace_users=None, trace_movies=None,
+                    interpreter: str | None = None) -> Path:
     """Write the optimizer workbook: the lesson's line y = a*x + b under each optimizer (torch's
     rules, or the lesson's own), then the CF slice model's steps and one step's gradients.
 
-    macros (by default for an .xlsm output): Reset and Run buttons in A1:B2 of each optimizer
-    sheet (cfxl.excel.macros), with <book>.py beside the workbook."""
-    macros = _macros(output, macros, force=force)
+    For a macro workbook (out.macros): Reset and Run buttons in A1:B2 of each optimizer sheet
+    (cfxl.excel.macros), with <book>.py beside the workbook."""
     from cfxl.records import graddesc
     from cfxl.records.cf_steps import cf_step_records
-    from cfxl.sheets.graddesc import write_graddesc_sheets
     from cfxl.sheets.cf_steps import write_cf_sheets
+    from cfxl.sheets.graddesc import write_graddesc_sheets
 
+    check_counts(steps=steps)
     line = graddesc.run(rules)
     cf = cf_step_records(ratings, steps=steps, trace_users=trace_users, trace_movies=trace_movies)
 
     def build(book):
-        write_graddesc_sheets(book, line, buttons=macros)
+        write_graddesc_sheets(book, line, buttons=out.macros)
         write_cf_sheets(book, cf)
-        if macros:
+        if out.macros:
             from cfxl.excel.macros import add_graddesc_macros
             add_graddesc_macros(book, line, interpreter=interpreter)
 
-    path = write_atomic(output, build, force=force)
-    if macros:
-        from cfxl.excel.macros import finish
-        finish(path, force=force)
+    path = write_workbook(out.book, build, force=out.force)
+    if out.macros:
+        from cfxl.excel.macros import write_companion
+        write_companion(path, force=out.force)
     return path
 
 
-def export_train_sheet(output, ratings: Ratings, *, steps: int = 50, n_factors: int = 3,
-                       hyper=None, force: bool = False) -> Path:
+def check_unrolled(*, steps: int, n_factors: int, hyper: UnrolledHyper) -> None:
+    """The train sheet's settings, in the ranges its records and torch.optim accept."""
+    check_counts(steps=steps, factors=n_factors)
+    check_settings(lr=hyper.lr, momentum=hyper.momentum, betas=hyper.betas, eps=hyper.eps,
+                   weight_decay=hyper.weight_decay)
+
+
+def export_train_sheet(out: Outputs, ratings: Ratings, *, steps: int = presets.UNROLLED_STEPS,
+                       n_factors: int = presets.UNROLLED_FACTORS,
+                       hyper: UnrolledHyper = UnrolledHyper()) -> Path:
     """Write the `train` workbook: the slice model's full-batch training unrolled in formulas."""
-    from cfxl.records.types import UnrolledHyper
     from cfxl.records.unrolled import unrolled_records
     from cfxl.sheets.unrolled import write_train_sheet
 
-    records = unrolled_records(ratings, steps=steps, n_factors=n_factors,
-                               hyper=hyper or UnrolledHyper())
-    return write_atomic(output, lambda book: write_train_sheet(book, records), force=force)
+    check_unrolled(steps=steps, n_factors=n_factors, hyper=hyper)
+    records = unrolled_records(ratings, steps=steps, n_factors=n_factors, hyper=hyper)
+    return write_workbook(out.book, lambda book: write_train_sheet(book, records), force=out.force)
 
 
 def lesson_config(name: str, *, quick: bool = False) -> Config:
@@ -129,22 +241,29 @@ def lesson_config(name: str, *, quick: bool = False) -> Config:
     return Config(**{**settings, "epochs": 1, "schedule": stages})
 
 
-def run_lesson(data: Ratings, *, quick: bool = False, progress=None, on_start=None,
-               on_epoch=None) -> dict[str, Trained]:
-    """Train the lesson's three models on `data`, in the lesson's order."""
+def run_lesson(data: Ratings, *, quick: bool = False, progress=None, on_start=None
+               ) -> dict[str, Trained]:
+    """Train the lesson's three models on `data`, in the lesson's order. on_start(name, config)
+    is called before each run and returns its on_epoch (or None)."""
     models = {}
     for name in presets.LESSON_RUNS:
         config = lesson_config(name, quick=quick)
-        if on_start is not None:
-            on_start(name, config)
+        on_epoch = None if on_start is None else on_start(name, config)
         models[name] = fit(config, data, progress=progress, on_epoch=on_epoch)
     return models
 
 
-def write_workbooks(trained: Trained, data: Ratings, out_dir) -> list[Path]:
-    """The example workbooks of the demo, rewritten in out_dir (they are cfxl's own files)."""
+def demo_outputs(out_dir) -> tuple[Outputs, Outputs, Outputs]:
+    """The demo's workbooks in out_dir (made if missing): collab, graddesc and train, rewritten
+    there because they are cfxl's own files."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [export_collab(out_dir / "collab_filter.xlsx", trained, data, force=True),
-            export_graddesc(out_dir / "graddesc.xlsx", data, force=True),
-            export_train_sheet(out_dir / "train.xlsx", data, force=True)]
+    return tuple(plan(out_dir / name, force=True)
+                 for name in ("collab_filter.xlsx", "graddesc.xlsx", "train.xlsx"))
+
+
+def write_workbooks(trained: Trained, data: Ratings, outputs) -> list[Path]:
+    """The demo's example workbooks (demo_outputs), from the lesson's bias model and its data."""
+    collab, graddesc, train = outputs
+    return [export_collab(collab, trained, data), export_graddesc(graddesc, data),
+            export_train_sheet(train, data)]

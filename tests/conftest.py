@@ -44,6 +44,22 @@ def ml_zip():
 
 
 @pytest.fixture(scope="session")
+def ratings():
+    """The embedded sample, read once (modules with data of their own override this)."""
+    from cfxl.data.ratings import read_ratings
+
+    return read_ratings()
+
+
+@pytest.fixture(scope="session")
+def seed() -> int:
+    """The seed of the small models the recompute-and-compare tests train (cfxl's own, 42,
+    unless CFXL_TEST_SEED says otherwise): `make test` runs those tests again with another
+    seed, so a tolerance that only holds for one run's numbers shows up."""
+    return int(os.environ.get("CFXL_TEST_SEED", "42"))
+
+
+@pytest.fixture(scope="session")
 def engine():
     """One warm LibreOffice (cfxl.proof.recalc.Engine) for all tests that recompute workbooks.
 
@@ -62,6 +78,23 @@ def engine():
         yield warm
 
 
+@pytest.fixture(scope="module")
+def book(request, tmp_path_factory):
+    """The test module's workbook: what its `build(book)` fixture writes, through cfxl's writer."""
+    from cfxl.workbooks import write_workbook
+
+    folder = tmp_path_factory.mktemp(request.module.__name__.removeprefix("test_"))
+    return write_workbook(folder / "book.xlsx", request.getfixturevalue("build"))
+
+
+@pytest.fixture(scope="module")
+def recomputed(book, engine):
+    """The test module's workbook as LibreOffice recomputes it, every formula forced."""
+    from cfxl.proof.recalc import recalc
+
+    return recalc(book, engine=engine)
+
+
 def pytest_addoption(parser):
     parser.addoption("--update-snapshots", action="store_true",
                      help="Rewrite the golden workbook snapshots in tests/snapshots/.")
@@ -75,3 +108,21 @@ def assert_matches_snapshot(request):
     update = (request.config.getoption("--update-snapshots")
               or os.environ.get("CFXL_UPDATE_SNAPSHOTS") == "1")
     return lambda workbook, name, **kw: check_snapshot(workbook, name, update=update, **kw)
+
+
+@pytest.fixture(scope="session")
+def save_exactly():
+    """save_exactly(openpyxl workbook, path) -> path, every float written as the shortest text
+    that reads back as itself: openpyxl's own save keeps 16 digits, which moves the last bits
+    of numbers a test did not edit."""
+    from unittest import mock
+
+    import openpyxl.cell._writer
+
+    from cfxl.excel.update import _exact_string
+
+    def save(wb, path):
+        with mock.patch.object(openpyxl.cell._writer, "safe_string", _exact_string):
+            wb.save(path)
+        return path
+    return save

@@ -5,7 +5,7 @@ import pytest
 from openpyxl import load_workbook
 
 from cfxl.errors import CfxlError
-from cfxl.sheets.book import write_atomic
+from cfxl.workbooks import write_workbook
 
 
 def test_numbers_are_written_exactly(tmp_path):
@@ -16,7 +16,7 @@ def test_numbers_are_written_exactly(tmp_path):
         for i, v in enumerate(values):
             book.number(ws, i + 2, 0, v)
             book.formula(ws, i + 2, 1, f"=A{i + 3}", v)
-    path = write_atomic(tmp_path / "n.xlsx", build)
+    path = write_workbook(tmp_path / "n.xlsx", build)
     ws = load_workbook(path)["t"]
     assert [ws.cell(i + 3, 1).value for i in range(len(values))] == values
 
@@ -27,7 +27,7 @@ def test_dynamic_array_functions_are_refused_and_nothing_is_left(tmp_path, formu
     def build(book):
         book.formula(book.sheet("t", "note"), 2, 0, formula, 1.0)
     with pytest.raises(ValueError, match="not computed alike"):
-        write_atomic(tmp_path / "d.xlsx", build)
+        write_workbook(tmp_path / "d.xlsx", build)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -35,9 +35,9 @@ def test_an_existing_workbook_is_kept_unless_forced(tmp_path):
     path = tmp_path / "b.xlsx"
     path.write_bytes(b"mine")
     with pytest.raises(CfxlError, match="exists; pass --force"):
-        write_atomic(path, lambda book: book.sheet("t", "x"))
+        write_workbook(path, lambda book: book.sheet("t", "x"))
     assert path.read_bytes() == b"mine"
-    write_atomic(path, lambda book: book.sheet("t", "x"), force=True)
+    write_workbook(path, lambda book: book.sheet("t", "x"), force=True)
     assert load_workbook(path).sheetnames == ["t"]
     with pytest.raises(CfxlError, match="suffix .xlsx or .xlsm"):
-        write_atomic(tmp_path / "b.csv", lambda book: None)
+        write_workbook(tmp_path / "b.csv", lambda book: None)

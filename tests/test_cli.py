@@ -169,3 +169,88 @@ def test_graddesc_writes_the_optimizer_workbook(tmp_path):
     bad = CliRunner().invoke(cli, ["graddesc", "--trace-users", "999999", "-o",
                                    str(tmp_path / "u.xlsx")])
     assert bad.exit_code == 1 and "999999" in bad.output
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Reading ratings or training fails the test: a mistake must be told before any work."""
+    def work(*args, **kwargs):
+        raise AssertionError("data was read or a model trained before the mistake was told")
+    for target in ("cfxl.data.ratings.read_ratings", "cfxl.workbooks.read_ratings",
+                   "cfxl.workbooks.fit", "cfxl.engine.checkpoint.load"):
+        monkeypatch.setattr(target, work)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["graddesc", "--steps", 0], "steps must be at least 1, not 0"),
+    (["export", "--slice-users", 0], "slice_users must be at least 1, not 0"),
+    (["export", "--slice-movies", -2], "slice_movies must be at least 1, not -2"),
+    (["export", "--slice-factors", 0], "slice_factors must be at least 1, not 0"),
+    (["export", "--betas", "1.5,0.999"], "betas must each be in [0, 1), not 1.5,0.999"),
+    (["export", "--momentum", -1], "momentum must be a number >= 0, not -1.0"),
+    (["export", "--wd", -0.1], "weight_decay must be a number >= 0, not -0.1"),
+    (["export", "--eps", -1], "eps must be a positive number, not -1.0"),
+    (["export", "--device", "banana"],
+     "device must be auto, cpu, cuda, cuda:N or mps, not 'banana'"),
+    (["export", "--epochs", 0], "epochs must be at least 1, not 0"),
+    (["unroll", "--steps", 0], "steps must be at least 1, not 0"),
+    (["unroll", "--factors", 0], "factors must be at least 1, not 0"),
+    (["unroll", "--lr", 0], "lr must be a positive number, not 0.0"),
+    (["unroll", "--betas", "0.9,1"], "betas must each be in [0, 1), not 0.9,1.0"),
+    (["unroll", "--wd", -1], "weight_decay must be a number >= 0, not -1.0"),
+])
+def test_settings_are_checked_before_any_work(no_work, tmp_path, args, message):
+    result = CliRunner().invoke(cli, [str(a) for a in args] + ["-o", str(tmp_path / "b.xlsx")])
+    assert (result.exit_code, result.output) == (1, f"cfxl: error: {message}\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["train", "--momentum", -1, "-q"],
+                                     ["train", "--device", "cuda:x"]])
+def test_train_checks_its_settings_before_reading(no_work, command):
+    result = run(*command)
+    assert result.exit_code == 1 and result.output.startswith("cfxl: error: ")
+    assert len(result.output.splitlines()) == 1
+
+
+@pytest.mark.parametrize("output, message", [
+    ("b.csv", "{tmp}/b.csv: the name needs the suffix .xlsx or .xlsm"),
+    ("nowhere/b.xlsx", "{tmp}/nowhere: no such folder"),
+    ("b-1.xlsm", "b-1.xlsm: its buttons import b-1.py, so the name must be a Python module "
+                 "name (letters, digits and _, not starting with a digit)"),
+    ("taken.xlsm", "{tmp}/taken.pt exists; pass --force to overwrite it"),
+])
+def test_every_output_is_checked_before_any_work(no_work, tmp_path, output, message):
+    (tmp_path / "taken.pt").write_text("a model")
+    result = run("export", "-o", tmp_path / output, "--csv-dir", tmp_path / "tables")
+    assert (result.exit_code, result.output) == (1, f"cfxl: error: {message.format(tmp=tmp_path)}\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.pt"]
+
+
+def test_the_csv_tables_are_not_overwritten_unasked(no_work, tmp_path):
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "users.csv").write_text("mine")
+    result = run("export", "-o", tmp_path / "b.xlsx", "--csv-dir", tmp_path / "tables")
+    assert result.output == f"cfxl: error: {tmp_path}/tables/users.csv exists; pass --force to " \
+                            "overwrite it\n"
+    (tmp_path / "file").write_text("")
+    result = run("export", "-o", tmp_path / "b.xlsx", "--csv-dir", tmp_path / "file")
+    assert result.output == f"cfxl: error: {tmp_path}/file is a file, not a folder\n"
+
+
+def test_train_saves_only_a_pt_file(no_work, tmp_path):
+    result = run("train", "-o", tmp_path / "m.model")
+    assert result.output == f"cfxl: error: {tmp_path}/m.model: the name needs the suffix .pt\n"
+
+
+def test_snapshot_writes_its_file_once_unless_forced(tmp_path):
+    from cfxl.workbooks import write_workbook
+
+    book = write_workbook(tmp_path / "b.xlsx", lambda b: b.sheet("s", "a note"))
+    out = tmp_path / "b.txt"
+    assert run("snapshot", book, "-o", out).output == f"saved {out}\n"
+    assert out.read_text().startswith("# cfxl snapshot v1")
+    again = run("snapshot", book, "-o", out)
+    assert (again.exit_code, again.output) == (1, f"cfxl: error: {out} exists; pass --force to "
+                                                  "overwrite it\n")
+    assert run("snapshot", book, "-o", out, "--force").exit_code == 0

@@ -131,7 +131,7 @@ def test_output_keeps_formulas_and_holds_the_computed_values(engine, tmp_path):
 def test_verify_passes_on_torch_values_and_names_what_is_off(engine, tmp_path):
     report = verify(engine.recalc(write_book(tmp_path / "ok.xlsx", torch_values())))
     assert report.ok and report.sheets["calc"].checked == len(FORMULAS) + 9
-    assert report.sheets["calc"].max_rel_err < 1e-13
+    assert 0 <= report.sheets["calc"].max_rel_err <= 1e-12
 
     off = torch_values(K2=FORMULAS["K2"][1] * (1 + 1e-9), A1=X[0, 0], Z9=1.0)
     report = verify(engine.recalc(write_book(tmp_path / "off.xlsx", off)))

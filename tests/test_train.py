@@ -64,7 +64,7 @@ def test_checkpoint_round_trip(ratings, tmp_path):
     np.testing.assert_array_equal(back.predict(users, movies), trained.predict(users, movies))
     with pytest.raises(CfxlError, match="exists; pass --force"):
         checkpoint.save(trained, path)
-    checkpoint.save(trained, path, overwrite=True)
+    checkpoint.save(trained, path, force=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]  # no temporary left behind
 
 

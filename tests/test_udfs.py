@@ -115,7 +115,7 @@ def test_a_changed_model_file_is_loaded_again(model, tmp_path):
     assert model_functions.load_model(copy) is first  # cached
     other = fit(Config(n_factors=3, epochs=1, bs=32, seed=7), ratings, progress=False)
     time.sleep(0.01)
-    checkpoint.save(other, copy, overwrite=True)
+    checkpoint.save(other, copy, force=True)
     second = model_functions.load_model(copy)
     assert second is not first and second.config.n_factors == 3
 

@@ -6,7 +6,7 @@ import pytest
 
 from cfxl.data.ratings import read_ratings
 from cfxl.presets import WORKBOOK_MODEL
-from cfxl.workbooks import lesson_config, write_workbooks
+from cfxl.workbooks import demo_outputs, lesson_config, write_workbooks
 from cfxl.proof.diff import diff, format_diff
 from cfxl.engine.train import fit
 
@@ -23,7 +23,7 @@ def regenerated(tmp_path_factory, monkeypatch_module):
     monkeypatch_module.setenv("SOURCE_DATE_EPOCH", "1767225600")  # the demo's fixed date
     data = read_ratings()
     trained = fit(lesson_config(WORKBOOK_MODEL), data, progress=False)
-    return write_workbooks(trained, data, tmp_path_factory.mktemp("workbooks"))
+    return write_workbooks(trained, data, demo_outputs(tmp_path_factory.mktemp("workbooks")))
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from tqdm import tqdm
 
 from cfxl.errors import CfxlError
+from cfxl.io import atomic_write
 
 BASE_URL = "https://files.grouplens.org/datasets/movielens"
 CHUNK = 1 << 20  # bytes per read: large enough to stream fast, small enough for a smooth bar
@@ -61,21 +62,20 @@ def download(name: str, *, cache_dir=None, base_url: str | None = None, force: b
     url = f"{(base_url or os.environ.get('CFXL_DOWNLOAD_URL') or BASE_URL).rstrip('/')}/{name}.zip"
     if force or not archive.is_file():
         cache.mkdir(parents=True, exist_ok=True)
-        part = archive.with_name(archive.name + ".part")
-        try:
+
+        def fetch_verified(part: Path) -> None:
             md5 = _fetch(url, part, sys.stderr.isatty() if progress is None else progress)
             if dataset.md5 is not None and md5 != dataset.md5:
                 raise CfxlError(f"{url}: checksum mismatch: expected MD5 {dataset.md5}, got {md5}; "
                                 "the download is corrupt or changed upstream, and was deleted")
-            part.replace(archive)
-        finally:
-            part.unlink(missing_ok=True)
+        atomic_write(archive, fetch_verified, force=True)
     try:
         _unpack(archive, dataset, folder)
     except CfxlError:
         archive.unlink(missing_ok=True)  # a bad zip must not pass for a verified one next time
         raise
-    (folder / MARKER).write_text(json.dumps({"name": name, "url": url}) + "\n")
+    marker = json.dumps({"name": name, "url": url}) + "\n"
+    atomic_write(folder / MARKER, lambda tmp: tmp.write_text(marker), force=True)
     return ratings.parent
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -15,21 +13,13 @@ from cfxl.data.ratings import IdMap
 from cfxl.errors import CfxlError
 from cfxl.engine.models import make_model
 from cfxl.engine.train import Config, Trained
+from cfxl.io import atomic_write
 
 FORMAT = "cfxl-model/1"
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def save(trained: Trained, path, *, overwrite: bool = False) -> Path:
-    """Write the checkpoint atomically (temporary file, then rename); never clobber unasked."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise CfxlError(f"{path} exists; pass --force to overwrite it")
+def save(trained: Trained, path, *, force: bool = False) -> Path:
+    """Write the checkpoint atomically (cfxl.io.atomic_write); an existing file only with force."""
     titles = trained.titles
     ckpt = {
         "format": FORMAT,
@@ -47,17 +37,7 @@ def save(trained: Trained, path, *, overwrite: bool = False) -> Path:
         "cfxl_version": cfxl.__version__, "torch_version": str(torch.__version__),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(ckpt, tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a model file is not
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, lambda tmp: torch.save(ckpt, tmp), force=force)
 
 
 def load(path, *, device: str = "cpu") -> Trained:

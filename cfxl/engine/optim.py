@@ -3,9 +3,29 @@ torch's plain single-tensor path, whose order of operations the spreadsheet form
 
 from __future__ import annotations
 
+import math
+
 import torch
 
+from cfxl.errors import CfxlError
+
 OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop", "adagrad")
+
+
+def check_settings(*, lr: float | None, momentum: float, betas: tuple[float, float], eps: float,
+                   weight_decay: float) -> None:
+    """The settings a user types, in the ranges torch.optim accepts (lr None: a preset's), so a
+    mistake is told before any data is read or model trained."""
+    if lr is not None and not (lr > 0 and math.isfinite(lr)):
+        raise CfxlError(f"lr must be a positive number, not {lr}")
+    if not (momentum >= 0 and math.isfinite(momentum)):
+        raise CfxlError(f"momentum must be a number >= 0, not {momentum}")
+    if not all(0 <= b < 1 for b in betas):
+        raise CfxlError(f"betas must each be in [0, 1), not {betas[0]},{betas[1]}")
+    if not (eps > 0 and math.isfinite(eps)):
+        raise CfxlError(f"eps must be a positive number, not {eps}")
+    if not (weight_decay >= 0 and math.isfinite(weight_decay)):
+        raise CfxlError(f"weight_decay must be a number >= 0, not {weight_decay}")
 
 
 def torch_optimizer(opt: str, params, *, lr: float, momentum: float = 0.9, alpha: float = 0.99,

@@ -7,6 +7,7 @@ and the loop slices it, which is what makes training fast on both CPU and GPU.
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import asdict, dataclass, field, fields
 
@@ -19,9 +20,10 @@ from tqdm.auto import tqdm
 from cfxl.data.ratings import IdMap, Ratings, file_sha256, split
 from cfxl.errors import CfxlError
 from cfxl.engine.models import MODELS, make_model
-from cfxl.engine.optim import OPTIMIZERS, torch_optimizer
+from cfxl.engine.optim import OPTIMIZERS, check_settings, torch_optimizer
 
 SPARSE_OPTIMIZERS = ("sgd", "adagrad", "adam")  # adam becomes torch's SparseAdam
+DEVICES = re.compile(r"auto|cpu|mps|cuda(:\d+)?")  # whether torch sees one is fit's to say
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class Config:
     cycle_mult: int = 2          # SGDR: each cycle this many times longer than the last
     val_pct: float = 0.2         # fastai's get_cv_idxs default
     seed: int = 42               # one seed for init, split and batch order
-    device: str = "auto"         # auto picks cuda when available
+    device: str = "auto"         # auto | cpu | cuda | cuda:N | mps; auto picks cuda when available
     dtype: str = "float32"       # float64 for the mirrored spreadsheet models
     sparse: bool = False         # CPU fast path: sparse embedding gradients, lazy updates
     nh: int = 10                 # EmbeddingNet hidden units, dropout as in the lesson
@@ -65,8 +67,10 @@ class Config:
                 raise CfxlError(f"{name} must be at least 1, not {getattr(self, name)}")
         if not 0 <= self.val_pct < 1:
             raise CfxlError(f"val_pct must be in [0, 1), not {self.val_pct}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise CfxlError(f"lr must be a positive number, not {self.lr}")
+        check_settings(lr=self.lr, momentum=self.momentum, betas=self.betas, eps=self.eps,
+                       weight_decay=self.weight_decay)
+        if not DEVICES.fullmatch(self.device):
+            raise CfxlError(f"device must be auto, cpu, cuda, cuda:N or mps, not {self.device!r}")
         self.stages  # parses the schedule, raising on a bad one
 
     @property
@@ -136,7 +140,13 @@ def resolve_device(device: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise CfxlError(f"device {device!r} asked for, but torch sees no CUDA GPU; use --device cpu")
-    return torch.device(device)
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise CfxlError("device 'mps' asked for, but torch sees no Apple GPU; use --device cpu")
+    found = torch.device(device)
+    if found.type == "cuda" and (found.index or 0) >= (n := torch.cuda.device_count()):
+        raise CfxlError(f"device {device!r} asked for, but torch sees {n} CUDA GPU(s), "
+                        f"cuda:0 to cuda:{n - 1}")
+    return found
 
 
 def make_optimizers(config: Config, model: nn.Module) -> list[torch.optim.Optimizer]:

@@ -12,14 +12,12 @@
 
 Sheets are rewritten with cfxl's own writers (cfxl.excel.update.render) and their numbers copied in,
 so a changed sheet is exactly the sheet cfxl would write for the new run, `_torch` proof included.
-`python -m cfxl.excel.actions BOOK.xlsm ACTION [SHEET]` runs one on a closed workbook file.
+`cfxl press BOOK.xlsm ACTION [SHEET]` runs one on a closed workbook file.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -32,13 +30,14 @@ from cfxl.records.types import LineData, LineHyper, LineRecords
 from cfxl.data.ratings import read_ratings
 from cfxl.errors import CfxlError
 from cfxl.engine.train import Config, fit
+from cfxl.io import atomic_write
 from cfxl.proof.contract import TORCH_SHEET
 from cfxl.excel import update
-from cfxl.excel.update import FileBook, cell_ref
+from cfxl.excel.update import FileBook
+from cfxl.sheets import refs
 from cfxl.sheets.graddesc import (
     sheet_columns,
     sheet_layout,
-    use_formats,
     write_optimizer_sheet,
 )
 from cfxl.sheets.graddesc_intro import DATA_HEAD, DATA_TOP, DATA_X, DATA_Y
@@ -65,8 +64,7 @@ def perform(book, sheet: str, action: str | None = None, *, cell: str | None = N
         action = entry.get("buttons", {}).get(cell)
         if action is None:
             raise CfxlError(f"no cfxl button at {sheet}!{cell}")
-    if action not in ACTIONS:
-        raise CfxlError(f"unknown action {action!r}; choose one of {', '.join(ACTIONS)}")
+    check_action(action)
     if action in OPTIMIZER_ACTIONS:
         if entry.get("kind") != "optimizer":
             sheets = [s for s, e in meta.items() if e.get("kind") == "optimizer"]
@@ -79,8 +77,14 @@ def perform(book, sheet: str, action: str | None = None, *, cell: str | None = N
         (train if action == "train" else refresh)(book)
 
 
+def check_action(action: str) -> None:
+    if action not in ACTIONS:
+        raise CfxlError(f"unknown action {action!r}; choose one of {', '.join(ACTIONS)}")
+
+
 def apply(path, action: str, sheet: str | None = None) -> Path:
     """An action on a workbook file; without a sheet, Reset and Run act on every optimizer sheet."""
+    check_action(action)
     book = FileBook(path)
     if sheet is None and action in OPTIMIZER_ACTIONS:
         targets = [s for s, e in read_meta(book).items() if e.get("kind") == "optimizer"]
@@ -110,7 +114,7 @@ def line_data(book, n_rows: int) -> LineData:
 def _number(book, sheet: str, row: int, col: int) -> float:
     v = book.value(sheet, row, col)
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise CfxlError(f"{sheet}!{cell_ref(row, col)} must be a number, not {v!r}")
+        raise CfxlError(f"{sheet}!{refs.cell(row, col)} must be a number, not {v!r}")
     return float(v)
 
 
@@ -167,10 +171,7 @@ def run(book, sheet: str, entry: dict) -> LineRecords:
 def write_run(book, sheet: str, r: LineRecords) -> None:
     """Copy the numbers of the sheet cfxl would write for r (settings, start row, truth, losses)
     into the workbook's sheet, and its expected values into the `_torch` sheet."""
-    def build(b):
-        use_formats(b)
-        write_optimizer_sheet(b, r)
-    rendered = update.render(build)
+    rendered = update.render(lambda b: write_optimizer_sheet(b, r))
     ws = rendered[sheet]
     book.write(sheet, {(c.row - 1, c.column - 1): c.value for row in ws.iter_rows() for c in row
                        if isinstance(c.value, (int, float)) and not isinstance(c.value, bool)})
@@ -235,10 +236,10 @@ def ratings_from_book(book) -> Path:
     frame = pd.DataFrame(rows, columns=["userId", "movieId", "rating"])
     for col in ("userId", "movieId"):
         frame[col] = frame[col].map(_int)
-    frame.to_csv(folder / "ratings.csv", index=False)
-    movies = book.rows("movies", MODEL_FIRST, 4)
-    pd.DataFrame([[_int(r[0]), r[2], r[3]] for r in movies],
-                 columns=["movieId", "title", "genres"]).to_csv(folder / "movies.csv", index=False)
+    movies = pd.DataFrame([[_int(r[0]), r[2], r[3]] for r in book.rows("movies", MODEL_FIRST, 4)],
+                          columns=["movieId", "title", "genres"])
+    for name, table in (("ratings.csv", frame), ("movies.csv", movies)):
+        atomic_write(folder / name, lambda tmp, t=table: t.to_csv(tmp, index=False), force=True)
     return folder / "ratings.csv"
 
 
@@ -252,7 +253,7 @@ def train(book):
     ratings = read_ratings(ratings_from_book(book))
     trained = fit(config_from(values), ratings, progress=False)
     target = model_file(book, values)
-    checkpoint.save(trained, target, overwrite=True)
+    checkpoint.save(trained, target, force=True)
     refresh(book, trained=trained, ratings=ratings)
     return trained
 
@@ -277,23 +278,3 @@ def refresh(book, *, trained=None, ratings=None) -> None:
         if name != TORCH_SHEET:
             book.replace_sheet(name, rendered[name])
 
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cfxl.excel.actions", description=(
-        "Press a cfxl macro workbook's button on the closed file: reset or run an optimizer "
-        "sheet (every one when no sheet is named), train or refresh the collab model."))
-    parser.add_argument("book", type=Path)
-    parser.add_argument("action", choices=ACTIONS)
-    parser.add_argument("sheet", nargs="?")
-    args = parser.parse_args(argv)
-    try:
-        apply(args.book, args.action, args.sheet)
-    except CfxlError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(f"{args.action}: wrote {args.book}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

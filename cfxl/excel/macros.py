@@ -15,14 +15,14 @@ import importlib.util
 import io
 import json
 import keyword
-import os
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cfxl.errors import CfxlError
-from cfxl.excel.update import cell_ref
-from cfxl.sheets.book import MAX_ROWS, Book, check_target
+from cfxl.io import atomic_write
+from cfxl.sheets import refs
+from cfxl.sheets.book import MAX_ROWS, Book
 
 MACRO = "SampleCall"           # the standalone project's macro: import <book>; <book>.main()
 META_SHEET = "_cfxl"           # hidden: which action each button runs, each sheet's settings
@@ -87,13 +87,10 @@ def companion(path) -> Path:
     return Path(path).with_suffix(".py")
 
 
-def check_targets(output, *, force: bool = False, model: bool = False) -> Path:
-    """The .xlsm path if it, the module beside it (and the model file) can be written; commands
-    call it before training. The book's name is the module's, so it must be importable and must
-    not hide an installed module."""
-    path = check_target(output, force=force)
-    if path.suffix.lower() != ".xlsm":
-        raise CfxlError(f"{path}: a macro workbook needs the suffix .xlsm")
+def check_module_name(path) -> None:
+    """A macro workbook's name is its module's (SampleCall imports <book>.py), so it must be an
+    importable name and must not hide an installed module; commands check it before training."""
+    path = Path(path)
     stem = path.stem
     if not stem.isidentifier() or keyword.iskeyword(stem):
         raise CfxlError(f"{path.name}: its buttons import {stem}.py, so the name must be a Python "
@@ -101,11 +98,6 @@ def check_targets(output, *, force: bool = False, model: bool = False) -> Path:
     if importlib.util.find_spec(stem) is not None and not companion(path).exists():
         raise CfxlError(f"{path.name}: {stem}.py beside it would hide the installed module "
                         f"{stem!r}; choose another name")
-    others = [companion(path)] + ([path.with_suffix(".pt")] if model else [])
-    for other in others:
-        if other.exists() and not force:
-            raise CfxlError(f"{other} exists; pass --force to overwrite it")
-    return path
 
 
 def add_macros(book: Book, buttons: dict[str, tuple[Button, ...]], meta: dict[str, dict], *,
@@ -125,7 +117,7 @@ def add_macros(book: Book, buttons: dict[str, tuple[Button, ...]], meta: dict[st
                                             "width": b.width, "height": b.height,
                                             "description": f"cfxl: {b.action}"})
     entries = {sheet: dict(meta.get(sheet, {}))
-               | {"buttons": {cell_ref(b.row, b.col): b.action for b in row}}
+               | {"buttons": {refs.cell(b.row, b.col): b.action for b in row}}
                for sheet, row in buttons.items()}
     entries |= {k: v for k, v in meta.items() if k not in entries}
     write_meta_sheet(book, entries)
@@ -170,16 +162,13 @@ def write_conf_sheet(book: Book, interpreter: str | None) -> None:
 
 def write_companion(path, *, force: bool = False) -> Path:
     """<book>.py beside the workbook: what SampleCall imports and runs."""
-    target = companion(path)
-    if target.exists() and not force:
-        raise CfxlError(f"{target} exists; pass --force to overwrite it")
-    target.write_text(
-        f'"""The buttons of {Path(path).name}: xlwings\' SampleCall runs main(), and cfxl does the '
-        'work.\n\nWritten by cfxl; delete it and the buttons stop working.\n"""\n\n'
-        "from cfxl.excel.udfs import on_button\n\n\n"
-        "def main():\n"
-        "    on_button()\n", encoding="utf-8")
-    return target
+    text = (f'"""The buttons of {Path(path).name}: xlwings\' SampleCall runs main(), and cfxl does '
+            'the work.\n\nWritten by cfxl; delete it and the buttons stop working.\n"""\n\n'
+            "from cfxl.excel.udfs import on_button\n\n\n"
+            "def main():\n"
+            "    on_button()\n")
+    return atomic_write(companion(path), lambda tmp: tmp.write_text(text, encoding="utf-8"),
+                        force=force)
 
 
 def write_ratings_sheet(book: Book, frame) -> None:
@@ -209,13 +198,6 @@ def write_ratings_sheet(book: Book, frame) -> None:
 def hyper_json(h) -> dict:
     """A LineHyper as JSON-ready settings (see cfxl.excel.actions for the way back)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(h).items()}
-
-
-def finish(path, *, force: bool = False) -> Path:
-    """After the workbook is written: the module beside it, readable like the workbook."""
-    target = write_companion(path, force=force)
-    os.chmod(target, os.stat(path).st_mode & 0o666)
-    return target
 
 
 def add_collab_macros(book: Book, ratings, config: dict, *, interpreter: str | None = None) -> None:

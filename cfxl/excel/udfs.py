@@ -15,7 +15,8 @@ from cfxl.excel import actions
 from cfxl.excel import functions
 from cfxl.excel import model_functions
 from cfxl.errors import CfxlError
-from cfxl.excel.update import LiveBook, cell_ref
+from cfxl.excel.update import LiveBook
+from cfxl.sheets import refs
 
 # ------------------------------------------------------------------ the model's predictions
 
@@ -148,9 +149,9 @@ def _clicked(book, sheet) -> str:
     try:
         shape = sheet.api.Shapes(book.app.api.Caller)
         cell = shape.TopLeftCell
-        return cell_ref(cell.Row - 1, cell.Column - 1)
+        return refs.cell(cell.Row - 1, cell.Column - 1)
     except Exception:  # macOS's AppleScript bridge and Server have no Application.Caller
         raise CfxlError("Excel did not say which button was clicked (it does only on Windows): "
                         "import templates/cfxl_macros.bas and assign its macros to the buttons, "
-                        "or run `python -m cfxl.excel.actions BOOK ACTION SHEET` with the workbook "
+                        "or run `cfxl press BOOK ACTION SHEET` with the workbook "
                         "closed") from None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import tempfile
 from pathlib import Path
 from unittest import mock
@@ -20,15 +19,10 @@ from unittest import mock
 import openpyxl
 import openpyxl.cell._writer
 from openpyxl.compat import safe_string
-from openpyxl.utils import get_column_letter
 
 from cfxl.errors import CfxlError
-from cfxl.sheets.book import Book
-
-
-def cell_ref(row: int, col: int) -> str:
-    """A1 reference of a 0-based (row, col)."""
-    return f"{get_column_letter(col + 1)}{row + 1}"
+from cfxl.io import atomic_write
+from cfxl.sheets.book import write_book
 
 
 class FileBook:
@@ -100,20 +94,13 @@ class FileBook:
         ws._charts = list(source._charts)
 
     def save(self) -> Path:
-        """Save over the file, atomically (a temporary file beside it, then a rename), every
-        number exactly: openpyxl writes 16 significant digits, which loses a float64's last bits
-        (the fix cfxl.sheets.book.ExactWorksheet makes for XlsxWriter)."""
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix,
-                                   dir=self.path.parent)
-        os.close(fd)
-        try:
+        """Save over the file (its own: force), atomically, every number exactly: openpyxl
+        writes 16 significant digits, which loses a float64's last bits (the fix
+        cfxl.sheets.book.ExactWorksheet makes for XlsxWriter)."""
+        def write(tmp):
             with mock.patch.object(openpyxl.cell._writer, "safe_string", _exact_string):
                 self.wb.save(tmp)
-            os.replace(tmp, self.path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return self.path
+        return atomic_write(self.path, write, force=True)
 
 
 class LiveBook:
@@ -191,8 +178,4 @@ def render(build):
     """Sheets written by cfxl's writers (build(book) fills a Book) into a scratch file, read back
     with openpyxl: the cells an action copies into the workbook it updates."""
     with tempfile.TemporaryDirectory(prefix="cfxl-render-") as folder:
-        path = Path(folder) / "rendered.xlsx"
-        book = Book(path)
-        build(book)
-        book.close()
-        return openpyxl.load_workbook(path)
+        return openpyxl.load_workbook(write_book(Path(folder) / "rendered.xlsx", build))

@@ -54,11 +54,6 @@ class Recalculated:
     seconds: float  # time LibreOffice took, loading to reading back
 
 
-def where(sheet: str, cell: str) -> str:
-    """A cell as a spreadsheet names it: Sheet1!B3, 'my sheet'!B3."""
-    return f"{sheet}!{cell}" if sheet.replace("_", "a").isalnum() else f"'{sheet}'!{cell}"
-
-
 def find_soffice() -> str:
     """The soffice program, or a CfxlError that says how to install LibreOffice."""
     for name in ("soffice", "libreoffice"):

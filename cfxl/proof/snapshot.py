@@ -16,6 +16,7 @@ from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
 
 from cfxl.proof import parts
 from cfxl.errors import CfxlError
+from cfxl.io import atomic_write, ensure_writable
 from cfxl.proof.snapshot_features import name_line, quote, sheet_lines
 
 VERSION = "cfxl snapshot v1"
@@ -61,6 +62,13 @@ class Snapshot:
 def snapshot(path: str | Path, *, digits: int = 12) -> str:
     """A workbook (xlsx or xlsm) as canonical text; the same content always gives the same text."""
     return load(path).to_text(digits)
+
+
+def write_snapshot(path, output, *, digits: int = 12, force: bool = False) -> Path:
+    """The snapshot of the workbook at path written to output, checked before any reading."""
+    ensure_writable(output, force=force)
+    text = snapshot(path, digits=digits)
+    return atomic_write(output, lambda tmp: tmp.write_text(text, encoding="utf-8"), force=force)
 
 
 def load(path: str | Path) -> Snapshot:

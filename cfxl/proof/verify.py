@@ -19,7 +19,8 @@ from pathlib import Path
 
 from cfxl.errors import CfxlError
 from cfxl.proof.contract import TORCH_HEADER, TORCH_SHEET
-from cfxl.proof.recalc import Engine, Recalculated, recalc, where
+from cfxl.proof.recalc import Engine, Recalculated, recalc
+from cfxl.sheets.refs import on_sheet
 
 
 @dataclass
@@ -72,7 +73,7 @@ def add_torch_values(workbook, values) -> None:
             shape = (last_row - first_row + 1, last_col - first_col + 1)
             block = np.asarray(value, dtype=np.float64)
             if block.size != shape[0] * shape[1] or not np.isfinite(block).all():
-                raise ValueError(f"{where(sheet, ref)}: need {shape[0]}x{shape[1]} finite "
+                raise ValueError(f"{on_sheet(sheet, ref)}: need {shape[0]}x{shape[1]} finite "
                                  f"numbers, got {block.shape} {block.ravel()[:4]}...")
             for (i, j), v in np.ndenumerate(block.reshape(shape)):
                 ws.append([sheet, f"{get_column_letter(first_col + j)}{first_row + i}", float(v)])
@@ -92,7 +93,7 @@ def torch_values(book: Recalculated) -> list[tuple[str, str, float, float]]:
     for r in rows:
         sheet, cell, value = (cells.get(f"{c}{r}") for c in "ABC")
         if not (isinstance(sheet, str) and isinstance(cell, str) and isinstance(value, float)):
-            raise CfxlError(f"{book.path}: {where(TORCH_SHEET, f'A{r}:C{r}')} should hold a sheet, "
+            raise CfxlError(f"{book.path}: {on_sheet(TORCH_SHEET, f'A{r}:C{r}')} should hold a sheet, "
                             f"a cell and a number; it holds {sheet!r}, {cell!r}, {value!r}")
         scale = cells.get(f"D{r}")
         out.append((sheet, cell.upper(), value, abs(scale) if isinstance(scale, float) else 0.0))

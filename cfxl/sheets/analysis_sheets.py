@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from cfxl.records.types import PCA, BiasRank
-from cfxl.sheets.book import Book, cell
-from cfxl.sheets.table import Column, colour_scale, fmt, header, use_formats, write_table
+from cfxl.sheets.book import Book
+from cfxl.sheets.refs import cell
+from cfxl.sheets.table import Column, colour_scale, header, write_table
 
 RANKED = {"rank": Column("int", 6), "movieId": Column("int", 9), "title": Column(None, 40),
           "genres": Column(None, 24), "n_ratings": Column("int", 9), "bias": Column("num", 9)}
@@ -18,7 +19,6 @@ def write_bias_rank(book: Book, ranked: BiasRank | None, *, model: str = "") -> 
         book.sheet("bias_rank", f"The {model or 'this'} model has no movie biases, so there is no ranking "
                                 "to show: train a dotbias model for one.")
         return
-    use_formats(book)
     min_ratings = ranked.min_ratings
     ws = book.sheet("bias_rank", f"The {ranked.n} movies with the highest and the lowest learned bias (i_bias) among "
                                  f"the {ranked.n_ranked:,} movies with at least {min_ratings} ratings: what "
@@ -54,7 +54,7 @@ def write_pca(book: Book, result: PCA) -> None:
     for j, c in enumerate(comps):
         book.text(ws, 2 + j, RIGHT, c, "label")
         book.text(ws, 2 + j, RIGHT + 1, result.labels[j][0])
-        ws.write_number(2 + j, RIGHT + 2, float(result.explained[j]), fmt(book, "pct"))
+        book.number(ws, 2 + j, RIGHT + 2, result.explained[j], "pct")
         book.text(ws, 2 + j, RIGHT + 3, result.labels[j][1])
 
     row = 3 + len(comps)
@@ -62,11 +62,11 @@ def write_pca(book: Book, result: PCA) -> None:
         header(book, ws, row, RIGHT, ("rank", f"{c} top", c, f"{c} bottom", c))
         for i, (top, bottom) in enumerate(zip(result.top[j].itertuples(index=False),
                                               result.bottom[j].itertuples(index=False))):
-            ws.write_number(row + 1 + i, RIGHT, i + 1, fmt(book, "int"))
+            book.number(ws, row + 1 + i, RIGHT, i + 1, "int")
             book.text(ws, row + 1 + i, RIGHT + 1, top[0])
-            ws.write_number(row + 1 + i, RIGHT + 2, float(top[1]), fmt(book, "num"))
+            book.number(ws, row + 1 + i, RIGHT + 2, top[1])
             book.text(ws, row + 1 + i, RIGHT + 3, bottom[0])
-            ws.write_number(row + 1 + i, RIGHT + 4, float(bottom[1]), fmt(book, "num"))
+            book.number(ws, row + 1 + i, RIGHT + 4, bottom[1])
         row += len(result.top[j]) + 2
 
     if len(comps) >= 2 and end > 2:

@@ -1,44 +1,28 @@
-"""The workbook being written: XlsxWriter underneath, cached formats, torch's values for proof,
-text that is never taken for a formula, and an atomic save that never clobbers unasked.
+"""The workbook being written: XlsxWriter, every named format, torch's values for proof.
 
-Every sheet module writes through a `Book`. Formula cells are written with torch's value as the
-cached result (so Excel shows the right number before it recalculates) and, when `check=True`,
-the same value is recorded for the hidden `_torch` sheet that `cfxl recalc --verify` compares
-against (the convention in cfxl.proof.verify).
+Every sheet module writes through a `Book`; its text is never taken for a formula. Formula
+cells are written with torch's value as the cached result (so Excel shows the right number
+before it recalculates) and, when `check=True`, the same value is recorded for the hidden
+`_torch` sheet that `cfxl recalc --verify` compares against (the convention in
+cfxl.proof.verify).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import xlsxwriter
-from xlsxwriter.utility import xl_rowcol_to_cell
 from xlsxwriter.worksheet import Worksheet
 
-from cfxl.errors import CfxlError
 from cfxl.proof.contract import TORCH_HEADER, TORCH_SHEET
+from cfxl.sheets.refs import cell
+from cfxl.sheets.styles import FORMATS
 
 MAX_ROWS = 1_048_576  # Excel's sheet limit
-NOTE_ROWS = 1  # every sheet opens with a one-line note
 PRINT_ROWS = 60  # a long sheet prints (and renders to a picture) its first rows only
-
-FORMATS = {
-    "note": {"italic": True, "font_color": "#555555"},
-    "head": {"bold": True, "bottom": 1},
-    "label": {"bold": True},
-    "input": {"bg_color": "#FFF2CC", "num_format": "0.0000"},  # cells a reader may edit
-    "rating": {"num_format": "0.0", "align": "center"},
-    "num": {"num_format": "0.0000"},
-    "num2": {"num_format": "0.00"},
-    "int": {"num_format": "0"},
-    "loss": {"bold": True, "num_format": "0.000000", "bg_color": "#E2EFDA"},
-    "torch": {"num_format": "0.000000", "font_color": "#7F7F7F"},
-}
 
 
 # Dynamic-array and newer functions: LibreOffice 7.4 computes them differently or not at all.
@@ -67,24 +51,13 @@ class ExactWorksheet(Worksheet):
         return formula.removeprefix("{").removeprefix("=").removesuffix("}")
 
 
-def cell(row: int, col: int, *, absolute: str = "") -> str:
-    """A1 reference of a 0-based (row, col); absolute='r', 'c' or 'rc' pins row and/or column."""
-    return xl_rowcol_to_cell(row, col, row_abs="r" in absolute, col_abs="c" in absolute)
-
-
-def area(r0: int, c0: int, r1: int, c1: int, *, absolute: bool = False) -> str:
-    """A1:B2 reference of an inclusive 0-based block."""
-    a = "rc" if absolute else ""
-    return f"{cell(r0, c0, absolute=a)}:{cell(r1, c1, absolute=a)}"
-
-
 class Book:
     """An XlsxWriter workbook plus the bookkeeping every cfxl sheet needs."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.wb = xlsxwriter.Workbook(str(self.path), {"nan_inf_to_errors": True})
-        self.formats = {k: self.wb.add_format(v) for k, v in FORMATS.items()}
+        self.formats = {k: self.wb.add_format(v) for k, v in FORMATS.items()}  # cfxl.sheets.styles
         self.torch: dict[str, dict[str, float]] = {}
 
     def sheet(self, name: str, note: str | list[str], *, note_at: tuple[int, int] = (0, 0)):
@@ -171,45 +144,9 @@ class Book:
         self.wb.close()
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def check_target(path, *, force: bool = False) -> Path:
-    """The workbook path, if it can be written: the right suffix, an existing writable folder,
-    and no file there unless force. Commands call it before training, so a mistake costs nothing."""
-    path = Path(path)
-    if path.suffix.lower() not in (".xlsx", ".xlsm"):
-        raise CfxlError(f"{path}: a workbook needs the suffix .xlsx or .xlsm")
-    if path.exists() and not force:
-        raise CfxlError(f"{path} exists; pass --force to overwrite it")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise CfxlError(f"{folder}: no such folder")
-    if not os.access(folder, os.W_OK):
-        raise CfxlError(f"{folder}: folder is not writable")
-    return path
-
-
-def write_atomic(path, build, *, force: bool = False) -> Path:
-    """Build a workbook into a temporary file beside `path`, then rename it into place.
-
-    build(book) fills the Book. An existing file is kept unless force; a missing or read-only
-    folder is a clear error; a failed build leaves nothing behind.
-    """
-    path = check_target(path, force=force)
-    folder = path.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=folder)
-    os.close(fd)
-    try:
-        book = Book(Path(tmp))
-        build(book)
-        book.close()
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a workbook is not
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+def write_book(path, build) -> Path:
+    """Write the workbook at path: build(book) fills a new Book, which is then closed (saved)."""
+    book = Book(path)
+    build(book)
+    book.close()
+    return book.path

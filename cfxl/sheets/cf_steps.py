@@ -1,5 +1,7 @@
-"""The CF model's optimizer steps, live: `cf_sgd`, `cf_momentum` and `cf_adam` unroll torch.optim's
-update of every recorded parameter element as formulas, one row per (step, element).
+"""The CF model's optimizer steps, live: torch.optim's updates as formulas on the cf_* sheets.
+
+`cf_sgd`, `cf_momentum` and `cf_adam` unroll torch.optim's update of every recorded parameter
+element as formulas (its rules: cfxl.sheets.rules), one row per (step, element).
 
 Rows are grouped by step with the elements in the same order every step, so an element's
 previous step is always `n_elements` rows up: its value is that row's new value, its state
@@ -21,10 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cfxl.errors import CfxlError
-from cfxl.records.types import CFStepRecords, OptSteps
-from cfxl.sheets.book import MAX_ROWS, Book, cell
-from cfxl.sheets.gradients import cf_formats, write_gradients_sheet
+from cfxl.records.types import SLICE_OPTIMIZERS, CFStepRecords, OptSteps
+from cfxl.sheets.book import MAX_ROWS, Book
+from cfxl.sheets.gradients import write_gradients_sheet
 from cfxl.sheets.grid import write_id
+from cfxl.sheets.refs import cell
+from cfxl.sheets.rules import RULES, SHARED, render
 
 HYPER_ROW = 1  # row 2: hyperparameter labels; their values in row 3
 GROUP_ROW = 3  # row 4: titles over column groups
@@ -32,13 +36,17 @@ HEAD_ROW = 4   # row 5: column headers
 FIRST = 5      # row 6: step 0 (the start), first element
 HYPER_COL = 2  # column C: the first hyperparameter
 
-# The hyperparameter cells of each sheet, in order; "1 - beta1" and "1 - beta2" are formulas.
-HYPER = {"sgd": ("lr", "weight_decay"),
-         "momentum": ("lr", "momentum", "weight_decay"),
-         "adam": ("lr", "beta1", "1 - beta1", "beta2", "1 - beta2", "eps", "weight_decay")}
-STATE = {"sgd": (), "momentum": ("momentum_buffer",),
-         "adam": ("state step", "exp_avg", "exp_avg_sq", "bias_correction1", "bias_correction2")}
+# The hyperparameter cells of each sheet, in order: lr, the rule's own, each followed by
+# 1 - it where the rule uses that (a formula, as torch computes it), weight_decay.
+HYPER = {opt: ("lr", *(n for h in RULES[opt].hyper for n in (h, f"1 - {h}")
+                       if n == h or RULES[opt].reads(f"{{$1-{h}}}")), "weight_decay")
+         for opt in SLICE_OPTIMIZERS}
+# Its state and update columns: torch's step count where the rule reads it, every stage after
+# the gradient.
+STATE = {opt: ("state step",) * RULES[opt].reads("{step}")
+         + tuple(s.name for s in RULES[opt].stages if s.name != "grad") for opt in SLICE_OPTIMIZERS}
 LEAD = ("name", "id", "step", "value", "grad", "grad_used")
+COLUMN = {"param": "value", "dloss": "grad", "grad": "grad_used", "step": "state step"}  # rules'
 TAIL = ("lr", "new value", "torch value_after", "difference")
 CF_SHEETS = {"sgd": "cf_sgd", "momentum": "cf_momentum", "adam": "cf_adam"}
 WHAT = {"sgd": "SGD", "momentum": "SGD with momentum (dampening 0, not Nesterov)",
@@ -112,7 +120,6 @@ def _note(rec: CFStepRecords, run: OptSteps) -> str:
 
 def write_cf_step_sheet(book: Book, rec: CFStepRecords, run: OptSteps) -> None:
     """One optimizer's steps: hyperparameters at the top, then a row per (step, element)."""
-    cf_formats(book)
     E = len(rec.names)
     L = StepLayout(run.opt, E, len(run.lr))
     if L.last_row >= MAX_ROWS:
@@ -155,7 +162,7 @@ def _write_hyper(book: Book, ws, L: StepLayout, run: OptSteps) -> None:
             book.formula(ws, HYPER_ROW + 1, HYPER_COL + d, f"=1-{L.hyper(beta)}",
                          1 - values[beta], None)
         else:
-            book.number(ws, HYPER_ROW + 1, HYPER_COL + d, values[name], "cf_hyper")
+            book.number(ws, HYPER_ROW + 1, HYPER_COL + d, values[name], "hyper")
 
 
 def _write_start(book: Book, ws, L: StepLayout, rec: CFStepRecords, run: OptSteps,
@@ -166,62 +173,51 @@ def _write_start(book: Book, ws, L: StepLayout, rec: CFStepRecords, run: OptStep
     write_id(book, ws, r, L.col("id"), rec.ids[e])
     book.number(ws, r, L.col("step"), 0, "int")
     for name in STATE[L.opt]:
-        if not name.startswith("bias_correction"):
-            book.number(ws, r, L.col(name), 0, "int" if name == "state step" else "cf_sci")
-    book.number(ws, r, L.col("new value"), run.value[0, e], "cf_start")
+        if name not in SHARED:
+            book.number(ws, r, L.col(name), 0, "int" if name == "state step" else "sci")
+    book.number(ws, r, L.col("new value"), run.value[0, e], "input6")
     book.number(ws, r, L.col("torch value_after"), run.value[0, e], "torch")
 
 
 def _write_row(book: Book, ws, L: StepLayout, rec: CFStepRecords, run: OptSteps,
                step: int, e: int) -> None:
-    """One element at one of torch's steps: torch's rule as formulas over this row, the row
-    n_elements up (the same element's previous step) and the hyperparameter cells."""
+    """One element at one of torch's steps: torch's rule (cfxl.sheets.rules) as formulas over
+    this row, the row n_elements up (the same element's previous step) and the hyper cells."""
     r, prev, s = L.row(step, e), L.row(step - 1, e), step - 1  # s: index into the records
+    rule = RULES[L.opt]
 
-    def at(name: str, row: int = r) -> str:
-        return cell(row, L.col(name))
+    def ref(kind: str, name: str, mod: str | None) -> str:
+        if kind == "$":
+            return L.hyper(name.replace("1-", "1 - "))
+        return cell(prev if mod else r, L.col(COLUMN.get(name, name)))
 
     book.text(ws, r, L.col("name"), rec.names[e])
     write_id(book, ws, r, L.col("id"), rec.ids[e])
     book.number(ws, r, L.col("step"), step, "int")
-    book.formula(ws, r, L.col("value"), f"={at('new value', prev)}", run.value[s, e], "cf_val")
-    book.number(ws, r, L.col("grad"), run.grad[s, e], "cf_sci")
-    book.formula(ws, r, L.col("grad_used"),
-                 f"={at('grad')}+{L.hyper('weight_decay')}*{at('value')}", run.grad_used[s, e],
-                 "cf_sci")
-    g, value, lr = at("grad_used"), at("value"), at("lr")
-
-    if L.opt == "sgd":
-        update = f"={value}-{lr}*{g}"
-    elif L.opt == "momentum":  # buf.mul_(momentum).add_(grad)
-        book.formula(ws, r, L.col("momentum_buffer"),
-                     f"={L.hyper('momentum')}*{at('momentum_buffer', prev)}+{g}",
-                     run.state["momentum_buffer"][s, e], "cf_sci")
-        update = f"={value}-{lr}*{at('momentum_buffer')}"
-    else:
-        b1, b2, w1, w2 = (L.hyper(n) for n in ("beta1", "beta2", "1 - beta1", "1 - beta2"))
-        st = run.state
-        m_prev, v_prev = at("exp_avg", prev), at("exp_avg_sq", prev)
-        book.formula(ws, r, L.col("state step"), f"={at('state step', prev)}+1", st["step"][s],
-                     "int")
-        # exp_avg.lerp_(grad, 1 - beta1); exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
-        book.formula(ws, r, L.col("exp_avg"), f"={m_prev}+{w1}*({g}-{m_prev})",
-                     st["exp_avg"][s, e], "cf_sci")
-        book.formula(ws, r, L.col("exp_avg_sq"), f"={v_prev}*{b2}+{w2}*{g}*{g}",
-                     st["exp_avg_sq"][s, e], "cf_sci")
-        t, count = st["step"][s], at("state step")
-        for d, (ref, beta) in enumerate(((b1, run.hyper["betas"][0]), (b2, run.hyper["betas"][1]))):
-            # torch's local bias_correction1 and 2: the same Python float expression
-            book.formula(ws, r, L.col(f"bias_correction{d + 1}"), f"=1-{ref}^{count}",
-                         1 - beta ** t, "cf_val")
-        # param.addcdiv_(exp_avg, sqrt(exp_avg_sq) / sqrt(bias_correction2) + eps, -lr / bc1)
-        update = (f"={value}-{lr}/{at('bias_correction1')}*({at('exp_avg')}/"
-                  f"(SQRT({at('exp_avg_sq')})/SQRT({at('bias_correction2')})+{L.hyper('eps')}))")
+    book.formula(ws, r, L.col("value"), f"={cell(prev, L.col('new value'))}", run.value[s, e],
+                 "num6")
+    book.number(ws, r, L.col("grad"), run.grad[s, e], "sci")
+    values = {"grad": run.grad_used[s, e], **{n: run.state[n][s, e] for n in rule.states}}
+    if "betas" in run.hyper:  # torch's local bias_correction1 and 2: the same Python float
+        t = run.state["step"][s]
+        values |= {f"bias_correction{d + 1}": 1 - beta ** t
+                   for d, beta in enumerate(run.hyper["betas"])}
+    stages = {stage.name: stage for stage in rule.stages}
+    for name in ("grad", *STATE[L.opt]):  # in column order
+        if name == "state step":
+            book.formula(ws, r, L.col(name), f"={cell(prev, L.col(name))}+1",
+                         run.state["step"][s], "int")
+        else:
+            book.formula(ws, r, L.col(COLUMN.get(name, name)),
+                         "=" + render(stages[name].formula, ref), values[name],
+                         "num6" if name in SHARED else "sci")
     book.formula(ws, r, L.col("lr"), f"={L.hyper('lr')}", run.lr[s], None)
-    book.formula(ws, r, L.col("new value"), update, run.value_after[s, e], "cf_val")
+    book.formula(ws, r, L.col("new value"), "=" + render(rule.new_value, ref),
+                 run.value_after[s, e], "num6")
     book.number(ws, r, L.col("torch value_after"), run.value_after[s, e], "torch")
     book.formula(ws, r, L.col("difference"),
-                 f"={at('new value')}-{at('torch value_after')}", 0.0, "cf_torch_sci", check=False)
+                 f"={cell(r, L.col('new value'))}-{cell(r, L.col('torch value_after'))}", 0.0,
+                 "torch_sci", check=False)
 
 
 def _write_loss(book: Book, ws, L: StepLayout, run: OptSteps) -> None:

@@ -1,5 +1,7 @@
-"""The lesson's graddesc workbook, live: y = a*x + b trained one row at a time, a sheet per
-optimizer whose every step is a formula chained to the row above, cached with torch's value.
+"""The lesson's graddesc workbook, live: y = a*x + b trained one row at a time, in formulas.
+
+A sheet per optimizer whose every step is a formula chained to the row above, cached with
+torch's value.
 
 Layout of an optimizer sheet (`sheet_layout` gives it): A1:B2 stay free for the Reset / Run
 buttons; the start values b and a sit in D1 and D2 (labels in C), lr in F1, the optimizer's other
@@ -11,11 +13,10 @@ then a table of the loss per epoch and the "Error by epoch" chart below it.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from cfxl.records.types import LINE_SHEETS, GraddescRecords, LineRecords
-from cfxl.sheets.book import Book, area, cell
+from cfxl.sheets.book import Book
 from cfxl.sheets.graddesc_cols import Col, Param, lesson_columns, torch_columns
 from cfxl.sheets.graddesc_intro import (
     DATA_HEAD,
@@ -24,17 +25,8 @@ from cfxl.sheets.graddesc_intro import (
     write_data_sheet,
     write_intro_sheet,
 )
-
-FORMATS = {
-    "param": {"bg_color": "#FFF2CC", "num_format": "General", "align": "left"},
-    "param_label": {"bold": True, "align": "right"},
-    "val": {"num_format": "0.000000"},
-    "start": {"italic": True, "num_format": "General", "font_color": "#555555"},
-    "start_input": {"bg_color": "#FFF2CC", "num_format": "General"},
-    "diff": {"num_format": "0.0E+00", "font_color": "#7F7F7F"},
-    "col_head": {"bold": True, "bottom": 1, "text_wrap": True, "valign": "bottom"},
-}
-TOKEN = re.compile(r"\{([$@]?)(\w+)(-|:prev_epoch)?\}")
+from cfxl.sheets.refs import area, cell, on_sheet
+from cfxl.sheets.rules import render
 
 
 @dataclass(frozen=True)
@@ -92,18 +84,10 @@ def write_graddesc_sheets(book: Book, records: GraddescRecords, *, rules: str | 
     if rules is not None and rules != records.rules:
         raise ValueError(f"these records follow the {records.rules} rules, not {rules}: build "
                          f"them with cfxl.records.graddesc.run({rules!r})")
-    use_formats(book)
     write_intro_sheet(book, records, buttons=buttons)
     write_data_sheet(book, records.data)
     for r in records.runs.values():
         write_optimizer_sheet(book, r)
-
-
-def use_formats(book: Book) -> None:
-    """Add the optimizer sheets' formats to the Book's named ones (once)."""
-    for name, spec in FORMATS.items():
-        if name not in book.formats:
-            book.formats[name] = book.wb.add_format(spec)
 
 
 def _truth(r: LineRecords) -> str:
@@ -137,7 +121,7 @@ def write_optimizer_sheet(book: Book, r: LineRecords) -> None:
     ws = book.sheet(LINE_SHEETS[r.opt], _note(r), note_at=(0, L.note_col))  # A1:B2: the buttons
     for p in params:
         row, col = L.params[p.key]
-        book.text(ws, row, col - 1, p.label, "param_label")
+        book.text(ws, row, col - 1, p.label, "right")
         book.number(ws, row, col, p.value, "param")
         if p.comment:
             ws.write_comment(row, col, p.comment)
@@ -174,22 +158,21 @@ def _fill(template: str, step: int, r: LineRecords, L: SheetLayout) -> str:
     """A column's template as the formula of a 0-based step's row (tokens: graddesc_cols)."""
     row = L.row(step)
 
-    def one(m: re.Match) -> str:
-        kind, name, mod = m.groups()
+    def one(kind: str, name: str, mod: str | None) -> str:
         if kind == "$":
             return cell(*L.params[name], absolute="rc")
         if kind == "@":
             if name == "elr":  # this epoch's lr in the epoch table
                 return cell(L.start_row + int(r.epoch[step]), L.table_col + 3, absolute="rc")
             data_row = DATA_HEAD + 1 + step % L.n_rows
-            return f"data!{cell(data_row, DATA_X if name == 'x' else DATA_Y)}"
+            return on_sheet("data", cell(data_row, DATA_X if name == "x" else DATA_Y))
         col = L.cols[name]
         if mod == ":prev_epoch":
             first, last = L.epoch_rows(int(r.epoch[step]) - 1)
-            return area(first, col, last, col, absolute=True)
+            return area(first, col, last, col, absolute="rc")
         return cell(row - 1 if mod == "-" else row, col)
 
-    return TOKEN.sub(one, template)
+    return render(template, one)
 
 
 def _write_truth(book: Book, ws, r: LineRecords, L: SheetLayout) -> None:
@@ -258,7 +241,7 @@ def _write_annealing(book: Book, ws, r: LineRecords, L: SheetLayout) -> None:
         lr = (cell(*L.params["lr"], absolute="rc") if e == 1 else
               f"IF({cell(row - 1, c + 6)}>{ratio},{cell(row - 1, c + 3)}/{divisor},"
               f"{cell(row - 1, c + 3)})")
-        book.formula(ws, row, c + 3, "=" + lr, x["lr"][e - 1], "val")
+        book.formula(ws, row, c + 3, "=" + lr, x["lr"][e - 1], "num6")
         book.formula(ws, row, c + 4, f"=SQRT({cell(last, ms_b)})+SQRT({cell(last, ms_a)})",
                      x["avg_grad2"][e - 1])
         book.formula(ws, row, c + 5, f"=MIN({area(start, c + 4, row - 1, c + 4)})",

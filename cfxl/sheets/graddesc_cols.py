@@ -1,10 +1,11 @@
 """The columns and top cells of each graddesc optimizer sheet, under torch's rules or the lesson's.
 
 A column is a formula template for a step row and the values that row must recompute to
-(torch's, or numpy's lesson rules). Template tokens, filled in by cfxl.sheets.graddesc:
-`{k}` column k on this row, `{k-}` on the previous row (the start row before the first step),
-`{$p}` the top cell p, `{k:prev_epoch}` column k over the previous epoch's rows, `{@x}` / `{@y}`
-this row's cells on the data sheet, `{@elr}` this row's epoch's lr in the epoch table.
+(torch's, or numpy's lesson rules). Template tokens, cfxl.sheets.rules' language filled in by
+cfxl.sheets.graddesc: `{k}` column k on this row, `{k-}` on the previous row (the start row
+before the first step), `{$p}` the top cell p, `{k:prev_epoch}` column k over the previous
+epoch's rows, `{@x}` / `{@y}` this row's cells on the data sheet, `{@elr}` this row's epoch's lr
+in the epoch table. torch's columns are its rules rendered so; the lesson's are written here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cfxl.records.types import ANNEAL_DIVISOR, ANNEAL_RATIO, LineRecords
+from cfxl.sheets.rules import RULES, SHARED, render
 
 H_FD = 0.01  # the lesson's nudge for its finite-difference estimates
 
@@ -73,9 +75,9 @@ def model_columns(r: LineRecords) -> list[Col]:
             comment="the number of updates so far (torch's state 'step' in Adagrad, RMSprop, Adam)"),
         Col("x", "x", "={@x}", r.x, fmt="int"),
         Col("y", "y", "={@y}", r.y, fmt="int"),
-        Col("b", "b", "={new_b-}", r.b, first="={$b0}", fmt="val",
+        Col("b", "b", "={new_b-}", r.b, first="={$b0}", fmt="num6",
             comment="b before this step: the top cell on the first row, then the row above's new b"),
-        Col("a", "a", "={new_a-}", r.a, first="={$a0}", fmt="val"),
+        Col("a", "a", "={new_a-}", r.a, first="={$a0}", fmt="num6"),
         Col("pred", "pred", "={b}+{a}*{x}", r.pred),
         Col("err2", "err^2", "=({pred}-{y})^2", r.err2, comment="the loss of this row: (pred - y)^2",
             scale=2 * np.abs(r.pred - r.y) * _size(r)),
@@ -117,75 +119,70 @@ def _grad_size(r: LineRecords) -> np.ndarray:
     return np.c_[g, g * np.abs(r.x)] + r.hyper.weight_decay * np.abs(np.c_[r.b, r.a])
 
 
-def _running(scale: np.ndarray) -> np.ndarray:
-    """A state that averages gradients carries the error of the largest gradient so far."""
-    return np.maximum.accumulate(scale, axis=0)
+def _state_size(r: LineRecords, state: str) -> np.ndarray | None:
+    """(steps, 2) the scale of a state that sums or averages gradients: it carries the error of
+    the largest gradient so far. None for a sum of squares: nothing cancels in it."""
+    largest = np.maximum.accumulate(_grad_size(r), axis=0)
+    if state == "momentum_buffer":  # a geometric sum: up to 1 / (1 - momentum) gradients
+        return largest / (1 - r.hyper.momentum)
+    return largest if state == "exp_avg" else None
 
 
 def torch_columns(r: LineRecords) -> tuple[list[Param], list[Col]]:
-    """Top cells and columns following torch.optim's single-tensor update for r.opt."""
-    h, opt, s = r.hyper, r.opt, r.state
+    """Top cells and columns following torch.optim's single-tensor update for r.opt: its rule
+    (cfxl.sheets.rules) as a column per stage, b's and a's side by side."""
+    h, opt = r.hyper, r.opt
+    rule = RULES["adam" if opt == "adam_ann" else opt]  # adam_ann: adam, its lr on a schedule
+    settings = {"momentum": h.momentum, "alpha": h.alpha, "eps": h.eps, "beta1": h.betas[0],
+                "beta2": h.betas[1]}
     params = [Param("b0", "b (intercept)", h.start[0], "the guess for b before the first step"),
               Param("a0", "a (slope)", h.start[1], "the guess for a before the first step"),
               Param("lr", "lr", h.lr, "the learning rate" + ", before StepLR" * (opt == "adam_ann")),
               Param("weight_decay", "weight_decay", h.weight_decay,
                     "L2: torch adds weight_decay * value to the gradient")]
-    g = _grad_size(r)
-    cols = model_columns(r) + _pair(
-        "grad_<p>", "grad <p>", "={de_d<p>}+{$weight_decay}*{<p>}", r.grad_used, scale=g,
-        comment="the gradient the optimizer uses: de/d. + weight_decay * value")
-    lr = "{$lr}"
+    params += [Param(name, name, settings[name]) for name in rule.hyper]
     if opt == "sgd":
         params.append(Param("h", "h (finite diff.)", H_FD, "the nudge for the estimates"))
-        step = "{$lr}*{grad_<p>}"
-    elif opt == "momentum":
-        params.append(Param("momentum", "momentum", h.momentum))
-        cols += _pair("momentum_buffer_<p>", "momentum_buffer <p>",
-                      "={momentum_buffer_<p>-}*{$momentum}+{grad_<p>}", s["momentum_buffer"],
-                      state="momentum_buffer", r=r, scale=_running(g) / (1 - h.momentum),
-                      comment="buf = buf*momentum + grad (dampening 0; the first step's buf is "
-                              "grad itself, as 0*momentum + grad)")
-        step = "{$lr}*{momentum_buffer_<p>}"
-    elif opt == "adagrad":
-        params.append(Param("eps", "eps", h.eps))
-        cols += _pair("sum_<p>", "sum <p>", "={sum_<p>-}+{grad_<p>}*{grad_<p>}", s["sum"],
-                      state="sum", r=r, comment="sum = sum + grad^2 (initial_accumulator_value 0)")
-        step = "{$lr}*{grad_<p>}/(SQRT({sum_<p>})+{$eps})"
-    elif opt == "rmsprop":
-        params += [Param("alpha", "alpha", h.alpha), Param("eps", "eps", h.eps)]
-        cols += _pair("square_avg_<p>", "square_avg <p>",
-                      "={square_avg_<p>-}*{$alpha}+(1-{$alpha})*{grad_<p>}*{grad_<p>}",
-                      s["square_avg"], state="square_avg", r=r,
-                      comment="square_avg = square_avg*alpha + (1-alpha)*grad^2")
-        step = "{$lr}*{grad_<p>}/(SQRT({square_avg_<p>})+{$eps})"
-    else:  # adam, adam_ann
-        params += [Param("beta1", "beta1", h.betas[0]), Param("beta2", "beta2", h.betas[1]),
-                   Param("eps", "eps", h.eps)]
-        cols += _pair("exp_avg_<p>", "exp_avg <p>",
-                      "={exp_avg_<p>-}+(1-{$beta1})*({grad_<p>}-{exp_avg_<p>-})", s["exp_avg"],
-                      state="exp_avg", r=r, scale=_running(g),
-                      comment="exp_avg.lerp_(grad, 1-beta1) = exp_avg + (1-beta1)*(grad-exp_avg)")
-        cols += _pair("exp_avg_sq_<p>", "exp_avg_sq <p>",
-                      "={exp_avg_sq_<p>-}*{$beta2}+(1-{$beta2})*{grad_<p>}*{grad_<p>}",
-                      s["exp_avg_sq"], state="exp_avg_sq", r=r,
-                      comment="exp_avg_sq = exp_avg_sq*beta2 + (1-beta2)*grad^2")
-        cols += [Col("bc1", "bias_correction1", "=1-{$beta1}^{step}",
-                     r.derived["bias_correction1"], comment="1 - beta1^step"),
-                 Col("bc2", "bias_correction2", "=1-{$beta2}^{step}",
-                     r.derived["bias_correction2"], comment="1 - beta2^step")]
-        if opt == "adam_ann":
-            params.append(Param("gamma", "gamma", h.gamma, "StepLR: the lr times gamma each epoch"))
-            cols.append(Col("lr", "lr", "=IF({epoch}={epoch-},{lr-},{lr-}*{$gamma})", r.lr,
-                            first="={$lr}", fmt="val",
-                            comment="StepLR(step_size=1): the lr times gamma at each new epoch"))
-            lr = "{lr}"
-        # torch: step_size = lr/bias_correction1; denom = sqrt(exp_avg_sq)/sqrt(bc2) + eps
-        step = lr + "/{bc1}*{exp_avg_<p>}/(SQRT({exp_avg_sq_<p>})/SQRT({bc2})+{$eps})"
-    return params, cols + _new(r, step, "the update, in torch's order of operations")
+    lr = "{lr}" if opt == "adam_ann" else "{$lr}"
+    cols = model_columns(r)
+    for stage in rule.stages:
+        formula = _line(stage.formula, lr)
+        if stage.name in SHARED:
+            cols.append(Col(stage.name, stage.name, formula, r.derived[stage.name],
+                            comment=stage.note))
+        elif stage.name == "grad":
+            cols += _pair("grad_<p>", "grad <p>", formula, r.grad_used, scale=_grad_size(r),
+                          comment=stage.note)
+        else:
+            cols += _pair(f"{stage.name}_<p>", f"{stage.name} <p>", formula, r.state[stage.name],
+                          state=stage.name, r=r, scale=_state_size(r, stage.name),
+                          comment=stage.note)
+    if opt == "adam_ann":
+        params.append(Param("gamma", "gamma", h.gamma, "StepLR: the lr times gamma each epoch"))
+        cols.append(Col("lr", "lr", "=IF({epoch}={epoch-},{lr-},{lr-}*{$gamma})", r.lr,
+                        first="={$lr}", fmt="num6",
+                        comment="StepLR(step_size=1): the lr times gamma at each new epoch"))
+    return params, cols + _new(r, _line(rule.new_value, lr),
+                               "the update, in torch's order of operations")
 
 
-def _new(r: LineRecords, step: str, comment: str) -> list[Col]:
-    return [Col(f"new_{p}", f"new {p}", _sub("={<p>}-" + step, p=p), v, fmt="val",
+def _line(template: str, lr: str) -> str:
+    """A rule's template as a line sheet's column formula: b's or a's own column `<name>_<p>`
+    (`<p>` itself for the parameter, de/d<p> for the loss's gradient), a column the two share
+    for the step, the bias corrections and adam_ann's lr, a top cell for a hyperparameter."""
+    def ref(kind: str, name: str, mod: str | None) -> str:
+        if kind == "$":
+            return f"(1-{{${name[2:]}}})" if name.startswith("1-") else f"{{${name}}}"
+        if name == "lr":
+            return lr
+        own = {"param": "<p>", "dloss": "de_d<p>"}.get(name, f"{name}_<p>")
+        return "{" + (name if name in SHARED else own) + (mod or "") + "}"
+
+    return "=" + render(template, ref)
+
+
+def _new(r: LineRecords, formula: str, comment: str) -> list[Col]:
+    return [Col(f"new_{p}", f"new {p}", _sub(formula, p=p), v, fmt="num6",
                 comment=comment if p == "b" else None)
             for p, v in (("b", r.new_b), ("a", r.new_a))]
 
@@ -193,41 +190,46 @@ def _new(r: LineRecords, step: str, comment: str) -> list[Col]:
 def lesson_columns(r: LineRecords) -> tuple[list[Param], list[Col]]:
     """Top cells and columns with the lesson's own formulas (lesson-workbooks.md §3.4-3.11);
     the start row's state is the lesson's Reset value, a cell a reader may edit."""
-    h, opt, s = r.hyper, r.opt, r.state
+    h, opt = r.hyper, r.opt
     params = [Param("b0", "b (intercept)", h.start[0]), Param("a0", "a (slope)", h.start[1]),
               Param("lr", "lr", h.lr)]
     cols = model_columns(r)
-    reset = {"start_input": True, "r": r}
     if opt == "sgd":
         params.append(Param("h", "h (finite diff.)", H_FD))
         step = "{de_d<p>}*{$lr}"
     elif opt == "momentum":
         params.append(Param("beta", "beta", h.momentum))
-        cols += _pair("mom_<p>", "mom <p>", "={mom_<p>-}*{$beta}+(1-{$beta})*{de_d<p>}", s["mom"],
-                      state="mom", **reset, comment="an average: mom*beta + (1-beta)*grad")
+        cols += _average(r, "mom", "beta", "an average: mom*beta + (1-beta)*grad")
         step = "{mom_<p>}*{$lr}"
     elif opt == "adagrad":
-        cols += _pair("histgrad_<p>", "histgrad <p>", "={histgrad_<p>-}", s["histgrad"],
+        cols += _pair("histgrad_<p>", "histgrad <p>", "={histgrad_<p>-}", r.state["histgrad"],
                       epoch_first="=SQRT(SUMSQ({de_d<p>:prev_epoch}))/COUNT({de_d<p>:prev_epoch})",
-                      state="histgrad", **reset,
+                      state="histgrad", start_input=True, r=r,
                       comment="per epoch: sqrt(sum of the previous epoch's grad^2) / count")
         step = "{de_d<p>}*({$lr}/{histgrad_<p>})"
     elif opt == "rmsprop":
         params.append(Param("beta", "beta", h.alpha))
-        cols += _pair("ms_<p>", "ms <p>", "={ms_<p>-}*{$beta}+(1-{$beta})*{de_d<p>}^2", s["ms"],
-                      state="ms", **reset, comment="mean square: ms*beta + (1-beta)*grad^2")
+        cols += _average(r, "ms", "beta", "mean square: ms*beta + (1-beta)*grad^2")
         step = "{de_d<p>}*{$lr}/SQRT({ms_<p>-})"
     else:  # adam, adam_ann
         params += [Param("beta1", "beta1", h.betas[0]), Param("beta2", "beta2", h.betas[1])]
-        cols += _pair("mom_<p>", "mom <p>", "={mom_<p>-}*{$beta1}+(1-{$beta1})*{de_d<p>}",
-                      s["mom"], state="mom", **reset)
-        cols += _pair("ms_<p>", "ms <p>", "={ms_<p>-}*{$beta2}+(1-{$beta2})*{de_d<p>}^2",
-                      s["ms"], state="ms", **reset)
+        cols += _average(r, "mom", "beta1") + _average(r, "ms", "beta2")
         lr = "{$lr}"
         if opt == "adam_ann":
             params += [Param("ratio", "anneal if ratio >", ANNEAL_RATIO),
                        Param("divisor", "then lr divided by", ANNEAL_DIVISOR)]
-            cols.append(Col("lr", "lr", "={@elr}", r.lr, fmt="val"))
+            cols.append(Col("lr", "lr", "={@elr}", r.lr, fmt="num6"))
             lr = "{lr}"
         step = "{mom_<p>}*" + lr + "/SQRT({ms_<p>})"
-    return params, cols + _new(r, step, "the lesson's update")
+    return params, cols + _new(r, "={<p>}-" + step, "the lesson's update")
+
+
+# The lesson's running averages, beta weighting the old: of the gradient, of its square.
+AVERAGES = {"mom": "={mom_<p>-}*{$<beta>}+(1-{$<beta>})*{de_d<p>}",
+            "ms": "={ms_<p>-}*{$<beta>}+(1-{$<beta>})*{de_d<p>}^2"}
+
+
+def _average(r: LineRecords, name: str, beta: str, comment: str | None = None) -> list[Col]:
+    """b's and a's columns of one of the lesson's averages, starting from its Reset value."""
+    return _pair(f"{name}_<p>", f"{name} <p>", _sub(AVERAGES[name], beta=beta), r.state[name],
+                 state=name, start_input=True, r=r, comment=comment)

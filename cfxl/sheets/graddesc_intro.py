@@ -1,10 +1,13 @@
-"""The graddesc workbook's `Intro` (what each sheet shows, how to use it, where torch's rules and
-the lesson's spreadsheet part ways) and `data` (x, the true b and a, y as a formula of them)."""
+"""The graddesc workbook's `Intro` and `data` sheets.
+
+`Intro`: what each sheet shows, how to use it, where torch's rules and the lesson's spreadsheet
+part ways; `data`: x, the true b and a, y as a formula of them."""
 
 from __future__ import annotations
 
 from cfxl.records.types import LINE_SHEETS, GraddescRecords, LineData
-from cfxl.sheets.book import Book, cell
+from cfxl.sheets.book import Book
+from cfxl.sheets.refs import cell
 
 DATA_TOP = 2     # row 3: b, row 4: a (the true values)
 DATA_HEAD = 5    # row 6: headers; x and y from row 7

@@ -1,30 +1,121 @@
-"""Cell helpers shared by the lesson's sheets: their extra formats, ids, references, colour
-scales and the line that says how torch produced the numbers."""
+"""The crosstab grid every slice sheet is built on, and its building blocks.
+
+Its layout, the ratings on top, parameter-shaped blocks, ids, the prediction formula, the rating
+colour scale, and grid formulas that are blank where nothing is rated.
+
+`dotprod`, `bias`, `gradients` and every band of `train` share one geometry (`GridLayout`): movie
+ids across the top and user ids down a column, movie parameters as rows above a grid, user
+parameters as columns to its left.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from cfxl.records.types import LessonRecords
-from cfxl.sheets.book import Book, cell
+from cfxl.records.types import SLICE_PARAMS, LessonRecords, Slice
+from cfxl.sheets.book import Book
+from cfxl.sheets.refs import area, cell
 
-# Formats the lesson's sheets add to Book's shared ones.
-LESSON_FORMATS = {
-    "title": {"text_wrap": True, "valign": "bottom", "align": "center", "font_size": 8},
-    "id": {"bold": True, "num_format": "0", "align": "center"},
-    "group": {"bold": True, "italic": True, "font_color": "#1F4E79"},
-    "right": {"bold": True, "align": "right"},
-    "onehot": {"num_format": "0", "align": "center", "font_color": "#A6A6A6"},
-    "hot": {"bold": True, "font_color": "#000000", "bg_color": "#C6EFCE"},
-}
 TITLE_ROW_HEIGHT = 60  # points: a wrapped 8 pt title of about 45 characters in a 10-wide column
 
 
-def lesson_formats(book: Book) -> None:
-    """Register LESSON_FORMATS with the book once, so `fmt="title"` etc. work like Book's own."""
-    for name, spec in LESSON_FORMATS.items():
-        if name not in book.formats:
-            book.formats[name] = book.wb.add_format(spec)
+@dataclass(frozen=True)
+class GridLayout:
+    """0-based positions on `dotprod` and `bias`; `bias` adds the movie-bias row and column A."""
+
+    n_users: int
+    n_movies: int
+    n_factors: int
+    bias: bool
+    rating_row: int = 3     # row 4: the crosstab's first user
+
+    ub_col = 0              # column A: user bias (bias sheet)
+    uf_col = 1              # columns B..: user factors
+    lo_cell = (4, 2)        # C5 on the bias sheet: the sigmoid range's lo; hi below it (C6)
+
+    @property
+    def title_row(self) -> int:  # row 2: movie titles above the ids
+        return self.rating_row - 2
+
+    @property
+    def id_row(self) -> int:  # row 3: movie ids; G3 "movieId"
+        return self.rating_row - 1
+
+    @property
+    def id_col(self) -> int:  # column G for 5 factors: user ids
+        return self.uf_col + self.n_factors
+
+    @property
+    def grid_col(self) -> int:  # column H: the first movie
+        return self.id_col + 1
+
+    @property
+    def last_col(self) -> int:
+        return self.grid_col + self.n_movies - 1
+
+    @property
+    def mb_row(self) -> int:  # movie-bias row (bias sheet), after a blank row
+        return self.rating_row + self.n_users + 1
+
+    @property
+    def mf_row(self) -> int:  # first movie-factor row
+        return self.mb_row + int(self.bias)
+
+    @property
+    def head_row(self) -> int:  # "factor i" over the user factors, movie ids over the predictions
+        return self.mf_row + self.n_factors
+
+    @property
+    def pred_row(self) -> int:
+        return self.head_row + 1
+
+    @property
+    def err_head_row(self) -> int:
+        return self.pred_row + self.n_users + 1
+
+    @property
+    def err_row(self) -> int:
+        return self.err_head_row + 1
+
+    @property
+    def loss_row(self) -> int:  # the loss at (loss_row, last_col), the bottom right
+        return self.err_row + self.n_users + 1
+
+    @property
+    def torch_col(self) -> int:  # torch's loss (a plain number) two cells left of the formula's
+        return self.last_col - 2
+
+    def elements(self):
+        """(parameter name, index, row, column) of every parameter element, in SLICE_PARAMS
+        order: u_weight, i_weight, u_bias, i_bias (with biases), row-major."""
+        U, M, k = self.n_users, self.n_movies, self.n_factors
+        out = [("u_weight", (i, f), self.pred_row + i, self.uf_col + f)
+               for i in range(U) for f in range(k)]
+        out += [("i_weight", (j, f), self.mf_row + f, self.grid_col + j)
+                for j in range(M) for f in range(k)]
+        if self.bias:
+            out += [("u_bias", (i,), self.pred_row + i, self.ub_col) for i in range(U)]
+            out += [("i_bias", (j,), self.mb_row, self.grid_col + j) for j in range(M)]
+        return out
+
+
+@dataclass(frozen=True)
+class Frame(GridLayout):
+    """A parameter-shaped block with biases whose movie-bias row is `top`; predictions still
+    refer to the ratings at `rating_row`."""
+
+    top: int = 0
+
+    @property
+    def mb_row(self) -> int:
+        return self.top
+
+
+def params_of(obj, prefix: str = "") -> dict[str, np.ndarray]:
+    """Something's u_weight, i_weight, u_bias and i_bias (or d_u_weight, ... with prefix 'd_')."""
+    return {p: getattr(obj, prefix + p) for p in SLICE_PARAMS}
 
 
 def write_id(book: Book, ws, row: int, col: int, raw_id, fmt: str = "id") -> None:
@@ -35,9 +126,86 @@ def write_id(book: Book, ws, row: int, col: int, raw_id, fmt: str = "id") -> Non
         book.text(ws, row, col, raw_id, fmt)
 
 
-def span(r0: int, c0: int, r1: int, c1: int, *, pin: str = "") -> str:
-    """A1:B2 reference whose both ends pin the same parts ('r', 'c' or 'rc'), as $B26:$F26."""
-    return f"{cell(r0, c0, absolute=pin)}:{cell(r1, c1, absolute=pin)}"
+def write_grid_ids(book: Book, ws, L: GridLayout, s: Slice, head_row: int) -> None:
+    """A grid's head: "userId" and the movie ids along head_row, the user ids down below it."""
+    book.text(ws, head_row, L.id_col, "userId", "head")
+    for j in range(L.n_movies):
+        write_id(book, ws, head_row, L.grid_col + j, s.movie_ids[j])
+    for i in range(L.n_users):
+        write_id(book, ws, head_row + 1 + i, L.id_col, s.user_ids[i])
+
+
+def write_crosstab(book: Book, ws, L: GridLayout, s: Slice) -> str:
+    """The ratings (blank where unrated) under the movies' titles and ids, the users' ids beside
+    them, in the rating colour scale; returns the ratings' area."""
+    ws.set_row(L.title_row, TITLE_ROW_HEIGHT)
+    book.text(ws, L.title_row, L.id_col, "title", "right")
+    book.text(ws, L.id_row, L.id_col, "movieId", "right")
+    for j in range(L.n_movies):
+        book.text(ws, L.title_row, L.grid_col + j, s.titles[j], "title")
+        write_id(book, ws, L.id_row, L.grid_col + j, s.movie_ids[j])
+    for i in range(L.n_users):
+        write_id(book, ws, L.rating_row + i, L.id_col, s.user_ids[i])
+        for j in range(L.n_movies):
+            if not np.isnan(s.ratings[i, j]):
+                book.number(ws, L.rating_row + i, L.grid_col + j, s.ratings[i, j], "rating")
+    ratings = area(L.rating_row, L.grid_col, L.rating_row + L.n_users - 1, L.last_col)
+    rating_scale(ws, ratings, s.y_range)
+    return ratings
+
+
+def write_param_block(book: Book, ws, L: GridLayout, s: Slice, values=None, fmt: str = "input",
+                      *, prefix: str = "") -> None:
+    """A block shaped like the parameters: "bias" and "factor i" labels down the id column (the
+    movie rows) and along the head row (the user columns), the ids around its grid; with values
+    (u_weight, i_weight, u_bias, i_bias by name), every element as a number."""
+    if L.bias:
+        book.text(ws, L.mb_row, L.id_col, f"{prefix}bias", "right")
+        book.text(ws, L.head_row, L.ub_col, f"{prefix}bias", "head")
+    for f in range(L.n_factors):
+        book.text(ws, L.mf_row + f, L.id_col, f"{prefix}factor {f + 1}", "right")
+        book.text(ws, L.head_row, L.uf_col + f, f"{prefix}factor {f + 1}", "head")
+    write_grid_ids(book, ws, L, s, L.head_row)
+    if values is not None:
+        for p, idx, r, c in L.elements():
+            book.number(ws, r, c, values[p][idx], fmt)
+
+
+def write_sigmoid_range(book: Book, ws, L: GridLayout, y_range) -> tuple[str, str]:
+    """The labelled lo and hi cells of the sigmoid range; their absolute references."""
+    r, c = L.lo_cell
+    book.text(ws, r - 1, c - 1, "sigmoid range", "group")
+    for d, (label, value) in enumerate(zip(("lo", "hi"), y_range)):
+        book.text(ws, r + d, c - 1, label, "right")
+        book.number(ws, r + d, c, value, "num2")
+    return cell(r, c, absolute="rc"), cell(r + 1, c, absolute="rc")
+
+
+def formula_or_blank(book: Book, ws, row: int, col: int, formula: str, value: float,
+                     fmt: str = "num", *, blank="", scale: float | None = None) -> None:
+    """A grid cell's formula, cached with torch's value and verified; where value is NaN (an
+    unrated cell, not in the loss: nothing of torch's to check) cached as what the formula gives
+    there, blank ("" or 0)."""
+    if np.isnan(value):
+        ws.write_formula(row, col, formula, book.fmt(fmt), blank)
+    else:
+        book.formula(ws, row, col, formula, value, fmt, scale=scale)
+
+
+def prediction_formula(L: GridLayout, i: int, j: int, y_range: tuple[str, str] | None) -> str:
+    """The prediction grid's formula at user i, movie j: blank where not rated; with y_range
+    (references to the lo and hi cells) the bias model's sigmoid range, else the dot product."""
+    pr, c = L.pred_row + i, L.grid_col + j
+    user = area(pr, L.uf_col, pr, L.uf_col + L.n_factors - 1, absolute="c")
+    movie = area(L.mf_row, c, L.mf_row + L.n_factors - 1, c, absolute="r")
+    value = f"MMULT({user},{movie})"
+    if y_range is not None:
+        lo, hi = y_range
+        # torch's order of operations, so that the two agree to the last bit or two:
+        # (dot + user bias + movie bias), then sigmoid(x) * (hi - lo) + lo
+        x = f"{value}+{cell(pr, L.ub_col, absolute='c')}+{cell(L.mb_row, c, absolute='r')}"
+        value = f"1/(1+EXP(-({x})))*({hi}-{lo})+{lo}"
+    return f'=IF({cell(L.rating_row + i, c)}="","",{value})'
 
 
 def rating_scale(ws, ref: str, y_range: tuple[float, float]) -> None:

@@ -1,5 +1,7 @@
-"""The lesson's collab_filter.xlsx sheets, live: every prediction, error and loss a formula over
-parameter cells a reader may edit, cached with torch's value and listed for verification.
+"""The lesson's collab_filter.xlsx sheets, live: every prediction, error and loss a formula.
+
+Formulas over parameter cells a reader may edit, cached with torch's value and listed for
+verification.
 
 `write_lesson_sheets` writes, in order, `dotprod` and `bias` (the crosstab sheets, here),
 `movielens_emb`, `movielens_1hot` and `nn` (long format, cfxl.sheets.lesson_lookup) and `tensors`.
@@ -11,83 +13,24 @@ bottom right. `grid_layout` gives every position, for the README and for tests.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from cfxl.records.types import GridRecords, LessonRecords, Slice
-from cfxl.sheets.book import Book, area, cell
+from cfxl.records.types import GridRecords, LessonRecords
+from cfxl.sheets.book import Book
 from cfxl.sheets.grid import (
-    TITLE_ROW_HEIGHT,
-    lesson_formats,
+    GridLayout,
+    formula_or_blank,
+    params_of,
+    prediction_formula,
     rating_scale,
-    span,
     trained_by,
-    write_id,
+    write_crosstab,
+    write_grid_ids,
+    write_param_block,
+    write_sigmoid_range,
 )
 from cfxl.sheets.lesson_lookup import write_emb_sheet, write_net_sheet, write_onehot_sheet
-
-
-@dataclass(frozen=True)
-class GridLayout:
-    """0-based positions on `dotprod` and `bias`; `bias` adds the movie-bias row and column A."""
-
-    n_users: int
-    n_movies: int
-    n_factors: int
-    bias: bool
-
-    title_row = 1           # row 2: movie titles above the ids
-    id_row = 2              # row 3: movie ids; G3 "movieId"
-    rating_row = 3          # rows 4..: the crosstab
-    ub_col = 0              # column A: user bias (bias sheet)
-    uf_col = 1              # columns B..: user factors
-
-    @property
-    def id_col(self) -> int:  # column G for 5 factors: user ids
-        return self.uf_col + self.n_factors
-
-    @property
-    def grid_col(self) -> int:  # column H: the first movie
-        return self.id_col + 1
-
-    @property
-    def last_col(self) -> int:
-        return self.grid_col + self.n_movies - 1
-
-    @property
-    def mb_row(self) -> int:  # movie-bias row (bias sheet), after a blank row
-        return self.rating_row + self.n_users + 1
-
-    @property
-    def mf_row(self) -> int:  # first movie-factor row
-        return self.mb_row + int(self.bias)
-
-    @property
-    def head_row(self) -> int:  # "factor i" over the user factors, movie ids over the predictions
-        return self.mf_row + self.n_factors
-
-    @property
-    def pred_row(self) -> int:
-        return self.head_row + 1
-
-    @property
-    def err_head_row(self) -> int:
-        return self.pred_row + self.n_users + 1
-
-    @property
-    def err_row(self) -> int:
-        return self.err_head_row + 1
-
-    @property
-    def loss_row(self) -> int:  # the loss at (loss_row, last_col), the bottom right
-        return self.err_row + self.n_users + 1
-
-    @property
-    def torch_col(self) -> int:  # torch's loss (a plain number) two cells left of the formula's
-        return self.last_col - 2
-
-    lo_cell = (4, 2)  # C5 on the bias sheet: the sigmoid range's lo; hi below it (C6)
+from cfxl.sheets.refs import area, cell
 
 
 def grid_layout(rec: LessonRecords, *, bias: bool) -> GridLayout:
@@ -97,7 +40,6 @@ def grid_layout(rec: LessonRecords, *, bias: bool) -> GridLayout:
 
 def write_lesson_sheets(book: Book, rec: LessonRecords) -> None:
     """The six live sheets of the lesson, in the lesson's order of ideas."""
-    lesson_formats(book)
     write_grid_sheet(book, rec, "dotprod", rec.dot)
     write_grid_sheet(book, rec, "bias", rec.bias)
     write_emb_sheet(book, rec)
@@ -106,42 +48,11 @@ def write_lesson_sheets(book: Book, rec: LessonRecords) -> None:
     write_tensors_sheet(book, rec)
 
 
-def write_crosstab(book: Book, ws, L, s: Slice) -> str:
-    """The grid sheets' top: titles, movie and user ids, the ratings (blank where unrated) with a
-    colour scale; returns the ratings area."""
-    U, M, gc = L.n_users, L.n_movies, L.grid_col
-    book.text(ws, L.title_row, L.id_col, "title", "right")
-    book.text(ws, L.id_row, L.id_col, "movieId", "right")
-    book.text(ws, L.rating_row, L.id_col - 1, "userId", "right")
-    ws.set_row(L.title_row, TITLE_ROW_HEIGHT)
-    for j in range(M):
-        book.text(ws, L.title_row, gc + j, s.titles[j], "title")
-        write_id(book, ws, L.id_row, gc + j, s.movie_ids[j])
-    for i in range(U):
-        write_id(book, ws, L.rating_row + i, L.id_col, s.user_ids[i])
-        for j in range(M):
-            if not np.isnan(s.ratings[i, j]):
-                book.number(ws, L.rating_row + i, gc + j, s.ratings[i, j], "rating")
-    ratings = area(L.rating_row, gc, L.rating_row + U - 1, L.last_col)
-    rating_scale(ws, ratings, s.y_range)
-    return ratings
-
-
-def write_sigmoid_range(book: Book, ws, L, y_range) -> tuple[str, str]:
-    """The labelled lo and hi cells of the sigmoid range; their absolute references."""
-    r, c = L.lo_cell
-    book.text(ws, r - 1, c - 1, "sigmoid range", "group")
-    for d, (label, value) in enumerate(zip(("lo", "hi"), y_range)):
-        book.text(ws, r + d, c - 1, label, "right")
-        book.number(ws, r + d, c, value, "num2")
-    return cell(r, c, absolute="rc"), cell(r + 1, c, absolute="rc")
-
-
 def write_grid_sheet(book: Book, rec: LessonRecords, name: str, g: GridRecords) -> None:
     """`dotprod` (g without biases) or `bias`: crosstab, factors, prediction and error grids, loss."""
     bias = g.u_bias is not None
     L = grid_layout(rec, bias=bias)
-    U, M, k = L.n_users, L.n_movies, L.n_factors
+    U, M = L.n_users, L.n_movies
     model = "EmbeddingDotBias" if bias else "EmbeddingDot"
     what = ("prediction = sigmoid(user factors . movie factors + user bias + movie bias) * "
             "(hi - lo) + lo, exactly as the model computes it" if bias
@@ -152,47 +63,25 @@ def write_grid_sheet(book: Book, rec: LessonRecords, name: str, g: GridRecords) 
     gc = L.grid_col
 
     write_crosstab(book, ws, L, rec.slice)
+    book.text(ws, L.rating_row, L.id_col - 1, "userId", "right")
     if bias:
         lo, hi = write_sigmoid_range(book, ws, L, g.y_range)
-        book.text(ws, L.mb_row, L.id_col, "bias", "right")
-        book.text(ws, L.head_row, L.ub_col, "bias", "head")
-        for j in range(M):
-            book.number(ws, L.mb_row, gc + j, g.i_bias[j], "input")
-
-    for f in range(k):
-        book.text(ws, L.mf_row + f, L.id_col, f"factor {f + 1}", "right")
-        book.text(ws, L.head_row, L.uf_col + f, f"factor {f + 1}", "head")
-        for j in range(M):
-            book.number(ws, L.mf_row + f, gc + j, g.i_weight[j, f], "input")
+    write_param_block(book, ws, L, rec.slice, params_of(g))
     book.text(ws, L.mf_row - 1 - int(bias), L.uf_col,
               "movie factors: a column per movie; user factors: a row per user", "group")
-    book.text(ws, L.head_row, L.id_col, "userId", "head")
-    for j in range(M):
-        write_id(book, ws, L.head_row, gc + j, rec.slice.movie_ids[j])
     book.text(ws, L.err_head_row, L.uf_col, "error = rating - prediction", "group")
-    book.text(ws, L.err_head_row, L.id_col, "userId", "head")
-    for j in range(M):
-        write_id(book, ws, L.err_head_row, gc + j, rec.slice.movie_ids[j])
+    write_grid_ids(book, ws, L, rec.slice, L.err_head_row)
 
+    unrated = np.isnan(rec.slice.ratings)  # the formulas give "" there: not in the loss
     for i in range(U):
         pr, er = L.pred_row + i, L.err_row + i
-        write_id(book, ws, pr, L.id_col, rec.slice.user_ids[i])
-        write_id(book, ws, er, L.id_col, rec.slice.user_ids[i])
-        if bias:
-            book.number(ws, pr, L.ub_col, g.u_bias[i], "input")
-        for f in range(k):
-            book.number(ws, pr, L.uf_col + f, g.u_weight[i, f], "input")
         for j in range(M):
             c = gc + j
             rating = cell(L.rating_row + i, c)
             pred = prediction_formula(L, i, j, (lo, hi) if bias else None)
             err = f'=IF({rating}="","",{rating}-{cell(pr, c)})'
-            if np.isnan(rec.slice.ratings[i, j]):
-                ws.write_formula(pr, c, pred, book.fmt("num"), "")
-                ws.write_formula(er, c, err, book.fmt("num"), "")
-            else:
-                book.formula(ws, pr, c, pred, g.pred[i, j])
-                book.formula(ws, er, c, err, g.err[i, j])
+            formula_or_blank(book, ws, pr, c, pred, np.nan if unrated[i, j] else g.pred[i, j])
+            formula_or_blank(book, ws, er, c, err, np.nan if unrated[i, j] else g.err[i, j])
     rating_scale(ws, area(L.pred_row, gc, L.pred_row + U - 1, L.last_col), rec.slice.y_range)
     ws.conditional_format(area(L.err_row, gc, L.err_row + U - 1, L.last_col),
                           {"type": "3_color_scale", "min_color": "#5B9BD5", "mid_type": "num",
@@ -209,22 +98,6 @@ def write_grid_sheet(book: Book, rec: LessonRecords, name: str, g: GridRecords) 
     ws.set_column(L.uf_col, L.id_col, 8)
     ws.set_column(gc, L.last_col, 10)
     ws.freeze_panes(L.rating_row, gc)
-
-
-def prediction_formula(L: GridLayout, i: int, j: int, y_range: tuple[str, str] | None) -> str:
-    """The prediction grid's formula at user i, movie j: blank where not rated; with y_range
-    (references to the lo and hi cells) the bias model's sigmoid range, else the dot product."""
-    pr, c = L.pred_row + i, L.grid_col + j
-    user = span(pr, L.uf_col, pr, L.uf_col + L.n_factors - 1, pin="c")
-    movie = span(L.mf_row, c, L.mf_row + L.n_factors - 1, c, pin="r")
-    value = f"MMULT({user},{movie})"
-    if y_range is not None:
-        lo, hi = y_range
-        # torch's order of operations, so that the two agree to the last bit or two:
-        # (dot + user bias + movie bias), then sigmoid(x) * (hi - lo) + lo
-        x = f"{value}+{cell(pr, L.ub_col, absolute='c')}+{cell(L.mb_row, c, absolute='r')}"
-        value = f"1/(1+EXP(-({x})))*({hi}-{lo})+{lo}"
-    return f'=IF({cell(L.rating_row + i, c)}="","",{value})'
 
 
 def write_tensors_sheet(book: Book, rec: LessonRecords) -> None:

@@ -1,6 +1,7 @@
-"""The lesson's long-format sheets, live: `movielens_emb` (embeddings looked up with MATCH and
-INDEX), `movielens_1hot` (the same lookups as one-hot matrix products, MMULT array formulas) and
-`nn` (EmbeddingNet's forward pass), each over the slice's ratings, one row per rating.
+"""The lesson's long-format sheets, live: one row per rating of the slice.
+
+`movielens_emb` (embeddings looked up with MATCH and INDEX), `movielens_1hot` (the same lookups
+as one-hot matrix products, MMULT array formulas) and `nn` (EmbeddingNet's forward pass).
 
 All three share the left-hand layout of the lesson's `movielens_emb`: a user embedding table
 (A idx, B userId, C.. factors) from row 4 and a movie table below it; the ratings start in
@@ -14,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from cfxl.records.types import LessonRecords
-from cfxl.sheets.book import Book, cell
-from cfxl.sheets.grid import rating_scale, span, trained_by, write_id
+from cfxl.sheets.book import Book
+from cfxl.sheets.grid import rating_scale, trained_by, write_id
+from cfxl.sheets.refs import area, cell
 
 HEAD_ROW = 2  # row 3: column headers; row 2 holds the group titles above them
 FIRST = 3     # row 4: the first rating and the first user of the tables
@@ -52,7 +54,7 @@ def write_tables(book: Book, ws, rec: LessonRecords, u_weight: np.ndarray, i_wei
             if titles and what == "movie":
                 book.text(ws, top + i, 2 + k, rec.slice.titles[i])
         bottom = top + len(ids) - 1
-        refs += [span(top, 1, bottom, 1, pin="rc"), span(top, 2, bottom, 1 + k, pin="rc")]
+        refs += [area(top, 1, bottom, 1, absolute="rc"), area(top, 2, bottom, 1 + k, absolute="rc")]
         top = bottom + 4  # a blank row, the group title, the header
     ws.set_column(0, 0, 5)
     ws.set_column(1, 1 + k, 8)
@@ -70,7 +72,7 @@ def write_ratings(book: Book, ws, rec: LessonRecords, c0: int) -> None:
         write_id(book, ws, FIRST + n, c0, rec.slice.user_ids[i])
         write_id(book, ws, FIRST + n, c0 + 1, rec.slice.movie_ids[j])
         book.number(ws, FIRST + n, c0 + 2, rec.slice.ratings[i, j], "rating")
-    rating_scale(ws, span(FIRST, c0 + 2, FIRST + len(rec.slice.rows) - 1, c0 + 2), rec.slice.y_range)
+    rating_scale(ws, area(FIRST, c0 + 2, FIRST + len(rec.slice.rows) - 1, c0 + 2), rec.slice.y_range)
 
 
 def write_fit(book: Book, ws, rec: LessonRecords, c0: int, rating_col: int, prediction,
@@ -84,8 +86,8 @@ def write_fit(book: Book, ws, rec: LessonRecords, c0: int, rating_col: int, pred
         r = FIRST + n
         book.formula(ws, r, c0, prediction(r), pred[n])
         book.formula(ws, r, c0 + 1, f"=({cell(r, rating_col)}-{cell(r, c0)})^2", sq_err[n])
-    rating_scale(ws, span(FIRST, c0, last, c0), rec.slice.y_range)
-    book.formula(ws, FIRST, c0 + 3, f"=SQRT(AVERAGE({span(FIRST, c0 + 1, last, c0 + 1)}))", rmse,
+    rating_scale(ws, area(FIRST, c0, last, c0), rec.slice.y_range)
+    book.formula(ws, FIRST, c0 + 3, f"=SQRT(AVERAGE({area(FIRST, c0 + 1, last, c0 + 1)}))", rmse,
                  "loss")
     book.number(ws, FIRST, c0 + 4, rmse, "torch")
     ws.set_column(c0, c0 + 1, 10)
@@ -115,34 +117,38 @@ def write_lookup(book: Book, ws, rec: LessonRecords, c0: int, id_col: int, ids: 
     ws.set_column(c0 + 1, c0 + k, 8)
 
 
+def _dot_sheet(book: Book, rec: LessonRecords, name: str, note: str) -> tuple[object, Tables, int]:
+    """A long sheet of the dotprod model: its note (how torch trained it, then note), its
+    embedding tables with the titles and the ratings; returns the sheet, the tables and the
+    ratings' first column."""
+    ws = book.sheet(name, trained_by(rec, "EmbeddingDot") + note)
+    t = write_tables(book, ws, rec, rec.dot.u_weight, rec.dot.i_weight, titles=True)
+    c0 = 4 + rec.n_factors  # after the title column and a spacer: J for 5 factors
+    write_ratings(book, ws, rec, c0)
+    return ws, t, c0
+
+
 def write_emb_sheet(book: Book, rec: LessonRecords) -> None:
     """`movielens_emb`: the dotprod model again, as embedding lookups over the ratings."""
     k, g = rec.n_factors, rec.long
-    ws = book.sheet("movielens_emb", f"{trained_by(rec, 'EmbeddingDot')} (the dotprod sheet's "
-                                     "factors). Each rating looks up its user's and movie's "
-                                     "embedding (MATCH, INDEX) and predicts their SUMPRODUCT. "
-                                     "Edit the yellow embedding tables.")
-    t = write_tables(book, ws, rec, rec.dot.u_weight, rec.dot.i_weight, titles=True)
-    c0 = 4 + k  # after the title column and a spacer: J for 5 factors
-    write_ratings(book, ws, rec, c0)
+    ws, t, c0 = _dot_sheet(book, rec, "movielens_emb", (
+        " (the dotprod sheet's factors). Each rating looks up its user's and movie's embedding "
+        "(MATCH, INDEX) and predicts their SUMPRODUCT. Edit the yellow embedding tables."))
     uc, mc = c0 + 3, c0 + 4 + k
     write_lookup(book, ws, rec, uc, c0, t.user_ids, t.users, g.user_emb, rec.slice.rows, "user")
     write_lookup(book, ws, rec, mc, c0 + 1, t.movie_ids, t.movies, g.movie_emb, rec.slice.cols, "movie")
     write_fit(book, ws, rec, mc + 1 + k, c0 + 2,
-              lambda r: f"=SUMPRODUCT({span(r, uc + 1, r, uc + k)},{span(r, mc + 1, r, mc + k)})",
+              lambda r: f"=SUMPRODUCT({area(r, uc + 1, r, uc + k)},{area(r, mc + 1, r, mc + k)})",
               g.pred, g.sq_err, g.rmse)
 
 
 def write_onehot_sheet(book: Book, rec: LessonRecords) -> None:
     """`movielens_1hot`: an embedding lookup is a one-hot row times the embedding table."""
     k, g = rec.n_factors, rec.long
-    ws = book.sheet("movielens_1hot", f"{trained_by(rec, 'EmbeddingDot')}. Each rating's one-hot "
-                                      "user and movie rows times the embedding tables (MMULT "
-                                      "array formulas) give the same embeddings as a lookup; "
-                                      "prediction = their SUMPRODUCT. Edit the yellow tables.")
-    t = write_tables(book, ws, rec, rec.dot.u_weight, rec.dot.i_weight, titles=True)
-    c0 = 4 + k
-    write_ratings(book, ws, rec, c0)
+    ws, t, c0 = _dot_sheet(book, rec, "movielens_1hot", (
+        ". Each rating's one-hot user and movie rows times the embedding tables (MMULT array "
+        "formulas) give the same embeddings as a lookup; prediction = their SUMPRODUCT. Edit "
+        "the yellow tables."))
     last = FIRST + len(rec.slice.rows) - 1
     col = c0 + 3
     blocks = []  # (first column of the one-hot block, width)
@@ -157,7 +163,7 @@ def write_onehot_sheet(book: Book, rec: LessonRecords) -> None:
                 book.formula(ws, r, col + j, f"=IF({cell(r, id_col, absolute='c')}="
                                              f"{cell(HEAD_ROW, col + j, absolute='r')},1,0)",
                              onehot[n, j], "onehot")
-        block = span(FIRST, col, last, col + len(ids) - 1)
+        block = area(FIRST, col, last, col + len(ids) - 1)
         ws.conditional_format(block, {"type": "cell", "criteria": "==", "value": 1,
                                       "format": book.fmt("hot")})
         ws.set_column(col, col + len(ids) - 1, 5)
@@ -174,8 +180,8 @@ def write_onehot_sheet(book: Book, rec: LessonRecords) -> None:
         acts.append(col)
         col += k
     write_fit(book, ws, rec, col, c0 + 2,
-              lambda r: f"=SUMPRODUCT({span(r, acts[0], r, acts[0] + k - 1)},"
-                        f"{span(r, acts[1], r, acts[1] + k - 1)})",
+              lambda r: f"=SUMPRODUCT({area(r, acts[0], r, acts[0] + k - 1)},"
+                        f"{area(r, acts[1], r, acts[1] + k - 1)})",
               g.pred, g.sq_err, g.rmse)
 
 
@@ -211,11 +217,11 @@ def write_net_sheet(book: Book, rec: LessonRecords) -> None:
             table, at = (t.users, uc) if f < k else (t.movies, mc)
             book.formula(ws, r, xc + f, f"=INDEX({table},{cell(r, at, absolute='c')},{f % k + 1})",
                          g.x[n, f])
-        x = span(r, xc, r, xc + 2 * k - 1, pin="c")
+        x = area(r, xc, r, xc + 2 * k - 1, absolute="c")
         for h in range(nh):
             book.formula(ws, r, hc + h, f"=MAX(0,SUMPRODUCT({x},{w.lin1_rows[h]})+{w.lin1_bias[h]})",
                          g.hidden[n, h])
-        book.formula(ws, r, zc, f"=SUMPRODUCT({span(r, hc, r, hc + nh - 1)},{w.lin2})+{w.lin2_bias}",
+        book.formula(ws, r, zc, f"=SUMPRODUCT({area(r, hc, r, hc + nh - 1)},{w.lin2})+{w.lin2_bias}",
                      g.z[n])
     write_fit(book, ws, rec, zc + 1, c0 + 2,
               lambda r: f"=1/(1+EXP(-{cell(r, zc)}))*({w.hi}-{w.lo})+{w.lo}",
@@ -256,7 +262,7 @@ def _write_weights(book: Book, ws, rec: LessonRecords, top: int) -> NetWeights:
         for f in range(2 * k):
             book.number(ws, r, 1 + f, g.lin1_weight[h, f], "input")
         book.number(ws, r, 1 + 2 * k, g.lin1_bias[h], "input")
-        rows.append(span(r, 1, r, 2 * k, pin="rc"))
+        rows.append(area(r, 1, r, 2 * k, absolute="rc"))
         biases.append(cell(r, 1 + 2 * k, absolute="rc"))
     top += nh + 3
     book.text(ws, top, 0, "lin2: the output unit's weight for each hidden unit, then its bias",
@@ -267,7 +273,7 @@ def _write_weights(book: Book, ws, rec: LessonRecords, top: int) -> NetWeights:
     book.text(ws, top + 1, 1 + nh, "bias", "head")
     book.text(ws, top + 2, 0, "out", "right")
     book.number(ws, top + 2, 1 + nh, g.lin2_bias, "input")
-    lin2 = span(top + 2, 1, top + 2, nh, pin="rc")
+    lin2 = area(top + 2, 1, top + 2, nh, absolute="rc")
     lin2_bias = cell(top + 2, 1 + nh, absolute="rc")
     top += 4
     book.text(ws, top, 0, "sigmoid range: the data's (min - 0.5, max + 0.5)", "group")

@@ -8,14 +8,12 @@ the complete tables as CSV files.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
-from cfxl.errors import CfxlError
 from cfxl.records.types import ModelTables
 from cfxl.sheets.analysis_sheets import write_bias_rank, write_pca
 from cfxl.sheets.book import MAX_ROWS, Book
-from cfxl.sheets.table import Column, capped, colour_scale, fmt, write_table
+from cfxl.sheets.table import Column, capped, colour_scale, write_table
 
 
 FIRST = 2  # every table: note in row 0, header in row 1, data from row 2
@@ -28,11 +26,9 @@ FACTOR = Column("num", 8.5)
 def write_model_sheets(book: Book, tables: ModelTables, *, csv_dir=None, max_rows: int = MAX_ROWS - 10) -> None:
     """Write the sheets users, movies, predictions, history, bias_rank, pca and config.
 
-    Tables longer than max_rows rows (note and header included) are cut there with a note row;
-    with csv_dir, users.csv, movies.csv, predictions.csv and history.csv hold every row.
+    Tables longer than max_rows rows (note and header included) are cut there with a note row,
+    which names csv_dir's complete table when the tables are written there as CSV too.
     """
-    if csv_dir is not None:
-        csv_dir = write_csvs(tables, csv_dir)
     factors = {c: FACTOR for c in tables.factor_columns}
     bias = {"bias": Column("num", 9)} if tables.has_bias else {}
 
@@ -114,7 +110,7 @@ def write_config(book: Book, config: dict) -> None:
     book.text(ws, FIRST - 1, 1, "value", "head")
     ws.set_column(0, 0, 18)
     ws.set_column(1, 1, 66)
-    left = fmt(book, "general")
+    left = book.fmt("general")
     for i, (key, value) in enumerate(config.items()):
         row = FIRST + i
         book.text(ws, row, 0, key)
@@ -126,24 +122,3 @@ def write_config(book: Book, config: dict) -> None:
         else:
             book.text(ws, row, 1, value)
     ws.freeze_panes(FIRST, 0)
-
-
-def write_csvs(tables: ModelTables, folder) -> Path:
-    """users.csv, movies.csv, predictions.csv and history.csv, complete, each written atomically."""
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise CfxlError(f"{folder}: cannot create the CSV folder ({e.strerror or e})") from None
-    if not os.access(folder, os.W_OK):
-        raise CfxlError(f"{folder}: CSV folder is not writable")
-    for name in CSV_TABLES:
-        path = folder / f"{name}.csv"
-        tmp = folder / f".{name}.csv.tmp"
-        try:
-            getattr(tables, name).to_csv(tmp, index=False)
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-    return folder

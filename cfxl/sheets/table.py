@@ -1,4 +1,4 @@
-"""Fast value tables on a sheet: a bold header, whole rows of numbers per call, text kept text, and a cap.
+"""Fast value tables on a sheet: a bold header, whole rows of numbers per call, and a cap.
 
 A table's columns are written in runs: consecutive numeric columns with one number format go
 out with one `write_row` per row (no per-cell format lookups), and every text column goes
@@ -16,29 +16,8 @@ import pandas as pd
 
 from cfxl.sheets.book import Book
 
-EXTRA_FORMATS = {  # number formats the value sheets need beyond Book's
-    "num3": {"num_format": "0.000"},
-    "num6": {"num_format": "0.000000"},
-    "pct": {"num_format": "0.0%"},
-    "general": {},
-    "wrap": {"text_wrap": True, "valign": "top"},
-    "section": {"bold": True, "font_size": 12},
-}
 SCALE = {"type": "3_color_scale", "min_color": "#F8696B", "mid_type": "num", "mid_value": 0,
          "mid_color": "#FFFFFF", "max_color": "#63BE7B"}  # red below 0, green above, white at 0
-
-
-def use_formats(book: Book) -> None:
-    """Add the value sheets' formats to the Book's named ones (once), so `Book.text` knows them too."""
-    for name, props in EXTRA_FORMATS.items():
-        if name not in book.formats:
-            book.formats[name] = book.wb.add_format(props)
-
-
-def fmt(book: Book, name: str | None):
-    """A Book format by name, the value sheets' own included."""
-    use_formats(book)
-    return book.fmt(name)
 
 
 @dataclass(frozen=True)
@@ -61,7 +40,6 @@ def write_table(book: Book, ws, table: pd.DataFrame, columns: dict[str, Column],
     `columns` names the columns to write, in order. Numeric columns are numbers (NaN is left
     blank), object columns are text.
     """
-    use_formats(book)
     names = list(columns)
     header(book, ws, row, col, names)
     if widths:
@@ -74,7 +52,7 @@ def write_table(book: Book, ws, table: pd.DataFrame, columns: dict[str, Column],
                 for i, (value,) in enumerate(rows):
                     book.text(ws, first + i, col + c, value, f)
             else:
-                cell_format = fmt(book, f)
+                cell_format = book.fmt(f)
                 for i, values in enumerate(rows):
                     ws.write_row(first + i, col + c, values, cell_format)
     return first + len(table)

@@ -1,19 +1,22 @@
-"""The `train` sheet: K steps of full-batch training of the slice model, entirely as formulas, so
-editing lr or the optimizer cell re-trains the model inside the spreadsheet.
+"""The `train` sheet: K steps of full-batch training of the slice model, entirely as formulas.
+
+Editing lr or the optimizer cell re-trains the model inside the spreadsheet.
 
 Each step is a band of rows (positions: cfxl.sheets.unrolled_layout): the parameters (the previous
 band's updated ones), the prediction grid with the sigmoid range, the errors and the MSE, the
 chain rule back to every parameter's gradient (as the `gradients` sheet does it), the optimizer
-state and the updated parameters. torch.optim's single-tensor rules, in its order of operations:
+state and the updated parameters. torch.optim's single-tensor rules (cfxl.sheets.rules), in its
+order of operations:
 
     gradient         g = d MSE/d param + weight_decay * param
-    momentum_buffer  b = momentum * b' + g                       (momentum only; else 0)
+    momentum_buffer  b = b' * momentum + g                       (momentum only; else 0)
     exp_avg          m = m' + (1 - beta1) * (g - m')             (adam only; else 0)
     exp_avg_sq       v = v' * beta2 + (1 - beta2) * g * g        (adam only; else 0)
     updated          param - lr * g | param - lr * b |
                      param - lr / bias_correction1 * m / (SQRT(v) / bias_correction2^0.5 + eps)
 
-where ' is the previous band's cell and the choice follows the `optimizer` cell. Settings are
+where ' is the previous band's cell, each state is wrapped in IF(optimizer=...) and the update
+chooses by the `optimizer` cell. Settings are
 sheet-level names (lr, optimizer, momentum, beta1, beta2, eps, weight_decay, lo, hi, n), so the
 formulas read as the rules do. Every formula torch computes is cached with torch's value
 (cfxl.records.unrolled) and listed for `cfxl recalc --verify`.
@@ -24,24 +27,35 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from xlsxwriter.utility import xl_col_to_name
 
 from cfxl.errors import CfxlError
-from cfxl.records.types import SLICE_PARAMS, UnrolledRecords
-from cfxl.sheets.book import MAX_ROWS, Book, area, cell
-from cfxl.sheets.gradients import cf_formats
-from cfxl.sheets.lesson import prediction_formula
-from cfxl.sheets.grid import rating_scale, span, write_id
-from cfxl.sheets.unrolled_layout import FRAMES, STATES, Frame, TrainLayout
-from cfxl.sheets.unrolled_top import write_legend, write_ratings, write_settings, write_summary
+from cfxl.records.types import SLICE_OPTIMIZERS, SLICE_PARAMS, UNROLLED_STATES, UnrolledRecords
+from cfxl.sheets.book import MAX_ROWS, Book
+from cfxl.sheets.grid import (
+    Frame,
+    formula_or_blank,
+    prediction_formula,
+    rating_scale,
+    write_crosstab,
+    write_grid_ids,
+    write_param_block,
+)
+from cfxl.sheets.refs import area, cell, column
+from cfxl.sheets.rules import RULES, render
+from cfxl.sheets.unrolled_layout import FRAMES, TrainLayout
+from cfxl.sheets.unrolled_top import write_legend, write_settings, write_summary
 
 SHEET = "train"
+STAGES = {s.name: s for opt in SLICE_OPTIMIZERS for s in RULES[opt].stages}
+OWNER = {state: opt for opt in SLICE_OPTIMIZERS for state in RULES[opt].states}
+# the new value: param minus the step of the optimizer the optimizer cell names
+UPDATE = "{param}-" + functools.reduce(
+    lambda rest, opt: f'IF(optimizer="{opt}",{RULES[opt].step},{rest})',
+    reversed(SLICE_OPTIMIZERS), "NA()")
 TITLES = {  # each block's title and a second line, in its empty top-left corner
     "params": ("parameters", "(step k-1's updated)"),
     "grad": ("gradient", "(+ weight_decay * param)"),
-    "momentum_buffer": ("momentum_buffer", "(momentum only)"),
-    "exp_avg": ("exp_avg", "(adam only)"),
-    "exp_avg_sq": ("exp_avg_sq", "(adam only)"),
+    **{state: (state, f"({OWNER[state]} only)") for state in UNROLLED_STATES},
     "updated": ("updated parameters", "(torch.optim's rule)"),
     "start": ("start: torch's initial", "parameters (edit them)"),  # band 0's `updated`
 }
@@ -49,7 +63,6 @@ TITLES = {  # each block's title and a second line, in its empty top-left corner
 
 def write_train_sheet(book: Book, rec: UnrolledRecords) -> None:
     """The `train` sheet for K recorded steps (rec.steps), in its own sheet of `book`."""
-    cf_formats(book)
     U, M = rec.slice.ratings.shape
     L = TrainLayout(U, M, rec.n_factors, rec.steps)
     last = L.band(L.steps + 1) - 1
@@ -58,7 +71,8 @@ def write_train_sheet(book: Book, rec: UnrolledRecords) -> None:
                          f"{MAX_ROWS:,}: take fewer steps")
     ws = book.sheet(SHEET, _note(rec, L))
     write_settings(book, ws, L, rec)
-    write_ratings(book, ws, L, rec)
+    write_crosstab(book, ws, L.grid, rec.slice)
+    book.text(ws, L.rating_row, L.grid.uf_col, "ratings", "group")
     write_legend(book, ws, L)
     _start(book, ws, L, rec)
     for k, tol in enumerate(_tolerances(rec), start=1):
@@ -79,25 +93,13 @@ def _note(rec: UnrolledRecords, L: TrainLayout) -> str:
             f"of 3 factors: about 280,000 formulas, seconds to recompute).")
 
 
-def _frame_heads(book: Book, ws, fr: Frame, rec: UnrolledRecords, title: str) -> None:
-    """A block's title in its corner, row labels, and the ids along its head row and column."""
+def _frame(book: Book, ws, fr: Frame, rec: UnrolledRecords, title: str, values=None,
+           fmt: str = "input6") -> None:
+    """A block's title in its empty corner, its labels and ids, and (band 0) its values."""
     title, line = TITLES[title]
     book.text(ws, fr.mb_row, 0, title, "group")
     book.text(ws, fr.mb_row + 1, 0, line, "note")
-    book.text(ws, fr.mb_row, fr.id_col, "bias", "right")
-    book.text(ws, fr.head_row, fr.ub_col, "bias", "head")
-    for f in range(fr.n_factors):
-        book.text(ws, fr.mf_row + f, fr.id_col, f"factor {f + 1}", "right")
-        book.text(ws, fr.head_row, fr.uf_col + f, f"factor {f + 1}", "head")
-    _ids(book, ws, fr.head_row, fr, rec)
-
-
-def _ids(book: Book, ws, head: int, g, rec: UnrolledRecords) -> None:
-    book.text(ws, head, g.id_col, "userId", "head")
-    for j in range(g.n_movies):
-        write_id(book, ws, head, g.grid_col + j, rec.slice.movie_ids[j])
-    for i in range(g.n_users):
-        write_id(book, ws, head + 1 + i, g.id_col, rec.slice.user_ids[i])
+    write_param_block(book, ws, fr, rec.slice, values, fmt)
 
 
 def _band_title(book: Book, ws, L: TrainLayout, k: int) -> None:
@@ -116,14 +118,22 @@ def _start(book: Book, ws, L: TrainLayout, rec: UnrolledRecords) -> None:
               "the start: torch's initial parameters (seed "
               f"{rec.seed}) in 'updated parameters' below, the optimizer's empty state as zeros",
               "note")
-    for name in STATES + ("updated",):
-        fr = L.frame(0, name)
-        _frame_heads(book, ws, fr, rec, "start" if name == "updated" else name)
-        for p, idx, r, c in fr.elements():
-            if name == "updated":
-                book.number(ws, r, c, rec.value[p][0][idx], "cf_start")
-            else:
-                book.number(ws, r, c, 0, "cf_sci")
+    start = {p: rec.value[p][0] for p in SLICE_PARAMS}
+    zeros = {p: np.zeros_like(v) for p, v in start.items()}
+    for name in UNROLLED_STATES:
+        _frame(book, ws, L.frame(0, name), rec, name, zeros, "sci")
+    _frame(book, ws, L.frame(0, "updated"), rec, "start", start)
+
+
+def _refs(now: dict[str, str], was: dict[str, str]):
+    """The rules' tokens (cfxl.sheets.rules.render) on this band, now, and one band up, was; a
+    setting by its sheet-level name, 1 - beta1 as (1-beta1)."""
+    def ref(kind: str, name: str, mod: str | None) -> str:
+        if kind == "$":
+            return f"(1-{name[2:]})" if name.startswith("1-") else name
+        return (was if mod else now)[name]
+
+    return ref
 
 
 def _band(book: Book, ws, L: TrainLayout, rec: UnrolledRecords, k: int, tol: dict) -> None:
@@ -132,75 +142,67 @@ def _band(book: Book, ws, L: TrainLayout, rec: UnrolledRecords, k: int, tol: dic
     here = {name: L.frame(k, name) for name in FRAMES}
     P, G = here["params"], here["grad"]
     for name in FRAMES:
-        _frame_heads(book, ws, here[name], rec, name)
+        _frame(book, ws, here[name], rec, name)
     _band_title(book, ws, L, k)
-    step = cell(t, L.step_col)
-    for d, (col, values) in enumerate(zip(L.bc_cols, (rec.bias_correction1,
-                                                      rec.bias_correction2))):
+    shared = {"step": cell(t, L.step_col), "lr": "lr"}  # the same for every element
+    for col, name in zip(L.bc_cols, ("bias_correction1", "bias_correction2")):
         # torch's 1 - beta ** step, computed whichever the optimizer (only Adam uses it)
-        book.text(ws, t, col - 1, f"bias_correction{d + 1}", "right")
-        book.formula(ws, t, col, f"=1-beta{d + 1}^{step}", values[s], "cf_val")
+        book.text(ws, t, col - 1, name, "right")
+        book.formula(ws, t, col, "=" + render(STAGES[name].formula, _refs(shared, {})),
+                     getattr(rec, name)[s], "num6")
+        shared[name] = cell(t, col)
 
     # forward: predictions, errors, the MSE; backward: d loss/dx
     U, gc, lc = L.n_users, P.grid_col, P.last_col
     er, dx = L.err_row(k), G.pred_row
     book.text(ws, L.err_head(k), 0, "error = rating - prediction", "group")
-    _ids(book, ws, L.err_head(k), P, rec)
+    write_grid_ids(book, ws, P, rec.slice, L.err_head(k))
+    unrated = np.isnan(rec.slice.ratings)  # not in the loss: nothing of torch's to check
     for i in range(U):
         for j in range(L.n_movies):
             c = gc + j
             y, p = cell(L.rating_row + i, c), cell(P.pred_row + i, c)
             grids = (
-                (P.pred_row, prediction_formula(P, i, j, ("lo", "hi")), rec.pred, None, "num"),
-                (er, f'=IF({y}="","",{y}-{p})', rec.err, tol["err"], "num"),
+                (P.pred_row, prediction_formula(P, i, j, ("lo", "hi")), rec.pred, None, "num", ""),
+                (er, f'=IF({y}="","",{y}-{p})', rec.err, tol["err"], "num", ""),
                 (dx, f'=IF({y}="",0,2/n*({p}-{y})*(({p}-lo)*(hi-{p})/(hi-lo)))', rec.dloss_dx,
-                 tol["dloss_dx"], "cf_sci"))
-            for top, formula, values, scale, fmt in grids:
-                if np.isnan(rec.slice.ratings[i, j]):  # not in the loss: nothing of torch's to check
-                    blank = 0 if values is rec.dloss_dx else ""
-                    ws.write_formula(top + i, c, formula, book.fmt(fmt), blank)
-                else:
-                    book.formula(ws, top + i, c, formula, values[s, i, j], fmt,
+                 tol["dloss_dx"], "sci", 0))
+            for top, formula, values, scale, fmt, blank in grids:
+                formula_or_blank(book, ws, top + i, c, formula,
+                                 np.nan if unrated[i, j] else values[s, i, j], fmt, blank=blank,
                                  scale=None if scale is None else scale[i, j])
     errors = area(er, gc, er + U - 1, lc)
     book.text(ws, t, L.loss_col - 1, "MSE", "right")
     book.formula(ws, t, L.loss_col, f"=SUMSQ({errors})/COUNT({errors})", rec.loss[s], "loss")
 
-    # every element: parameter, gradient, optimizer state, update
-    bc1, bc2 = (cell(t, c) for c in L.bc_cols)
+    # every element: parameter, gradient, optimizer state, update (torch's rules, rendered here)
     tops = {name: here[name].top for name in FRAMES}
     cols = _columns(L)
     for p, idx, r, c in P.elements():
         d, col = r - P.top, cols[c]  # the element's row within any block of a band; its column
-        at = {name: f"{col}{top + d + 1}" for name, top in tops.items()}
+        now = {name: f"{col}{top + d + 1}" for name, top in tops.items()}
         was = {name: f"{col}{top + d + 1 - L.band_rows}" for name, top in tops.items()}
+        now |= shared | {"param": now["params"], "dloss": _chain_rule(P, dx, p, idx)}
+        ref = _refs(now, was)
         # a copy of the cell one band up, verified there
-        book.formula(ws, r, c, f"={was['updated']}", rec.value[p][s][idx], "cf_val", check=False)
-        book.formula(ws, tops["grad"] + d, c, f"={_chain_rule(P, dx, p, idx)}+weight_decay*"
-                                              f"{at['params']}", rec.grad_used[p][s][idx],
-                     "cf_sci", scale=tol["grad"][p][idx])
-        g = at["grad"]
-        rules = {
-            "momentum_buffer": f'=IF(optimizer="momentum",momentum*{was["momentum_buffer"]}+{g},0)',
-            "exp_avg": f'=IF(optimizer="adam",{was["exp_avg"]}+(1-beta1)*({g}-{was["exp_avg"]}),0)',
-            "exp_avg_sq": f'=IF(optimizer="adam",{was["exp_avg_sq"]}*beta2+(1-beta2)*{g}*{g},0)'}
-        for name, formula in rules.items():
+        book.formula(ws, r, c, f"={was['updated']}", rec.value[p][s][idx], "num6", check=False)
+        book.formula(ws, tops["grad"] + d, c, "=" + render(STAGES["grad"].formula, ref),
+                     rec.grad_used[p][s][idx], "sci", scale=tol["grad"][p][idx])
+        for name in UNROLLED_STATES:
+            formula = f'=IF(optimizer="{OWNER[name]}",{render(STAGES[name].formula, ref)},0)'
             if name in rec.state:
-                book.formula(ws, tops[name] + d, c, formula, rec.state[name][p][s][idx], "cf_sci",
+                book.formula(ws, tops[name] + d, c, formula, rec.state[name][p][s][idx], "sci",
                              scale=tol[name][p][idx] if name in tol else None)
             else:  # the recorded optimizer keeps no such state: the formula gives 0
-                ws.write_formula(tops[name] + d, c, formula, book.fmt("cf_sci"), 0)
-        update = (f'={at["params"]}-IF(optimizer="sgd",lr*{g},IF(optimizer="momentum",'
-                  f'lr*{at["momentum_buffer"]},IF(optimizer="adam",lr/{bc1}*{at["exp_avg"]}/'
-                  f'(SQRT({at["exp_avg_sq"]})/{bc2}^0.5+eps),NA())))')
-        book.formula(ws, tops["updated"] + d, c, update, rec.value[p][k][idx], "cf_val",
-                     scale=tol["updated"][p][idx])
+                ws.write_formula(tops[name] + d, c, formula, book.fmt("sci"), 0)
+        book.formula(ws, tops["updated"] + d, c, "=" + render(UPDATE, ref), rec.value[p][k][idx],
+                     "num6", scale=tol["updated"][p][idx])
 
 
 @functools.cache
 def _columns(L: TrainLayout) -> tuple[str, ...]:
     """Column letters of every column a band uses (references are built for every element)."""
-    return tuple(xl_col_to_name(c) for c in range(L.side_col))
+    return tuple(column(c) for c in range(L.side_col))
 
 
 def _chain_rule(P: Frame, dx: int, p: str, idx) -> str:
@@ -208,11 +210,11 @@ def _chain_rule(P: Frame, dx: int, p: str, idx) -> str:
     times the matching factor of each movie (or user) for a factor, summed."""
     gc, lc, U = P.grid_col, P.last_col, P.n_users
     if p.startswith("u_"):
-        dx_ref = span(dx + idx[0], gc, dx + idx[0], lc)
-        other = p == "u_weight" and span(P.mf_row + idx[1], gc, P.mf_row + idx[1], lc)
+        dx_ref = area(dx + idx[0], gc, dx + idx[0], lc)
+        other = p == "u_weight" and area(P.mf_row + idx[1], gc, P.mf_row + idx[1], lc)
     else:
-        dx_ref = span(dx, gc + idx[0], dx + U - 1, gc + idx[0])
-        other = p == "i_weight" and span(P.pred_row, P.uf_col + idx[1], P.pred_row + U - 1,
+        dx_ref = area(dx, gc + idx[0], dx + U - 1, gc + idx[0])
+        other = p == "i_weight" and area(P.pred_row, P.uf_col + idx[1], P.pred_row + U - 1,
                                          P.uf_col + idx[1])
     return f"SUMPRODUCT({dx_ref},{other})" if other else f"SUM({dx_ref})"
 

@@ -1,5 +1,7 @@
-"""Where everything sits on the `train` sheet: one band of rows per step, every band the same
-shape a fixed number of rows below the last, and the top (ratings, settings, summary, loss table).
+"""Where everything sits on the `train` sheet: a band of rows per step, and the top.
+
+Every band is the same shape a fixed number of rows below the last; the top holds the ratings,
+settings, summary and loss table.
 
 A band is a title row (step, MSE, Adam's bias corrections) and, going down, seven blocks on the
 `bias` sheet's columns (user bias and factors left, user ids, then a column per movie):
@@ -15,46 +17,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cfxl.sheets.lesson import GridLayout
+from cfxl.records.types import UNROLLED_STATES
+from cfxl.sheets.grid import Frame, GridLayout
 
-NOTE_ROW = 0
 FIRST_BAND = 1   # row 2: band 0's title row
-FRAMES = ("params", "grad", "momentum_buffer", "exp_avg", "exp_avg_sq", "updated")
-STATES = ("momentum_buffer", "exp_avg", "exp_avg_sq")
+FRAMES = ("params", "grad", *UNROLLED_STATES, "updated")
 # The settings at the top, in order: editable (yellow) except lo, hi and n.
 SETTINGS = ("lr", "optimizer", "momentum", "beta1", "beta2", "eps", "weight_decay", "lo", "hi",
             "n")
 SUMMARY = ("first MSE", "last MSE", "torch's last MSE", "difference", "steps K", "factors F",
            "formulas per step", "formulas in all")
-
-
-@dataclass(frozen=True)
-class Frame(GridLayout):
-    """One parameter-shaped block whose movie-bias row is `top`; `ratings_row` is the first row
-    of the ratings at the top of the sheet, which every prediction refers to."""
-
-    top: int = 0
-    ratings_row: int = 0
-
-    @property
-    def mb_row(self) -> int:
-        return self.top
-
-    @property
-    def rating_row(self) -> int:
-        return self.ratings_row
-
-    def elements(self):
-        """(parameter name, index, row, column) of every parameter element, in
-        SLICE_PARAMS order: u_weight, i_weight, u_bias, i_bias, row-major."""
-        U, M, k = self.n_users, self.n_movies, self.n_factors
-        out = [("u_weight", (i, f), self.pred_row + i, self.uf_col + f)
-               for i in range(U) for f in range(k)]
-        out += [("i_weight", (j, f), self.mf_row + f, self.grid_col + j)
-                for j in range(M) for f in range(k)]
-        out += [("u_bias", (i,), self.pred_row + i, self.ub_col) for i in range(U)]
-        out += [("i_bias", (j,), self.mb_row, self.grid_col + j) for j in range(M)]
-        return out
 
 
 @dataclass(frozen=True)
@@ -74,7 +46,7 @@ class TrainLayout:
 
     @property
     def grid(self) -> GridLayout:
-        return GridLayout(self.n_users, self.n_movies, self.n_factors, True)
+        return GridLayout(self.n_users, self.n_movies, self.n_factors, True, self.rating_row)
 
     @property
     def frame_rows(self) -> int:  # movie bias, factor rows, head row, user rows
@@ -92,8 +64,8 @@ class TrainLayout:
         at = 1 + FRAMES.index(name) * self.frame_rows
         if name != "params":  # the error grid sits between params and grad
             at += 1 + self.n_users
-        return Frame(self.n_users, self.n_movies, self.n_factors, True, top=self.band(k) + at,
-                     ratings_row=self.rating_row)
+        return Frame(self.n_users, self.n_movies, self.n_factors, True, self.rating_row,
+                     top=self.band(k) + at)
 
     def err_head(self, k: int) -> int:
         return self.band(k) + 1 + self.frame_rows

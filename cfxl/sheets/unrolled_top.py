@@ -1,13 +1,12 @@
-"""The top of the `train` sheet: the ratings, the settings (named cells the formulas use), a
-legend of how a band reads, the summary, the loss-by-step table and its chart."""
+"""The top of the `train` sheet: settings, a legend, the summary, the loss table and its chart.
+
+The settings are named cells the formulas use; the legend says how a band reads."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from cfxl.records.types import SLICE_OPTIMIZERS, UnrolledRecords
-from cfxl.sheets.book import Book, area, cell
-from cfxl.sheets.grid import TITLE_ROW_HEIGHT, rating_scale, write_id
+from cfxl.sheets.book import Book
+from cfxl.sheets.refs import area, cell, on_sheet
 from cfxl.sheets.unrolled_layout import SETTINGS, SUMMARY, TrainLayout
 
 HINTS = {"lr": "edit me", "optimizer": "sgd, momentum or adam", "momentum": "momentum only",
@@ -40,34 +39,15 @@ def write_settings(book: Book, ws, L: TrainLayout, rec: UnrolledRecords) -> None
         book.text(ws, r, c + 1, HINTS[name], "note")
         if name == "n":
             ratings = area(L.rating_row, L.grid.grid_col, L.rating_row + L.n_users - 1,
-                           L.grid.last_col, absolute=True)
+                           L.grid.last_col, absolute="rc")
             book.formula(ws, r, c, f"=COUNT({ratings})", rec.slice.n, "int")
         elif name == "optimizer":
-            book.text(ws, r, c, values[name], "cf_hyper")
+            book.text(ws, r, c, values[name], "hyper")
             ws.data_validation(r, c, r, c, {"validate": "list", "source": list(SLICE_OPTIMIZERS),
                                             "error_message": "sgd, momentum or adam"})
         else:
-            book.number(ws, r, c, values[name], "cf_hyper" if name not in ("lo", "hi") else "num2")
-        book.wb.define_name(f"{ws.name}!{name}", f"={ws.name}!{cell(r, c, absolute='rc')}")
-
-
-def write_ratings(book: Book, ws, L: TrainLayout, rec: UnrolledRecords) -> None:
-    """The crosstab at the top, as on the bias sheet."""
-    g = L.grid
-    ws.set_row(L.title_row, TITLE_ROW_HEIGHT)
-    book.text(ws, L.title_row, g.id_col, "title", "right")
-    book.text(ws, L.id_row, g.id_col, "movieId", "right")
-    book.text(ws, L.rating_row, g.uf_col, "ratings", "group")
-    for j in range(L.n_movies):
-        book.text(ws, L.title_row, g.grid_col + j, rec.slice.titles[j], "title")
-        write_id(book, ws, L.id_row, g.grid_col + j, rec.slice.movie_ids[j])
-    for i in range(L.n_users):
-        write_id(book, ws, L.rating_row + i, g.id_col, rec.slice.user_ids[i])
-        for j in range(L.n_movies):
-            if not np.isnan(rec.slice.ratings[i, j]):
-                book.number(ws, L.rating_row + i, g.grid_col + j, rec.slice.ratings[i, j], "rating")
-    rating_scale(ws, area(L.rating_row, g.grid_col, L.rating_row + L.n_users - 1, g.last_col),
-                 rec.slice.y_range)
+            book.number(ws, r, c, values[name], "hyper" if name not in ("lo", "hi") else "num2")
+        book.wb.define_name(f"{ws.name}!{name}", "=" + on_sheet(ws.name, cell(r, c, absolute="rc")))
 
 
 def write_summary(book: Book, ws, L: TrainLayout, rec: UnrolledRecords) -> None:
@@ -88,7 +68,7 @@ def write_summary(book: Book, ws, L: TrainLayout, rec: UnrolledRecords) -> None:
             book.number(ws, r, c, rec.loss[-1], "torch")
         elif name == "difference":
             live, torch = (cell(*L.summary(s)) for s in ("last MSE", "torch's last MSE"))
-            book.formula(ws, r, c, f"={live}-{torch}", 0.0, "cf_torch_sci", check=False)
+            book.formula(ws, r, c, f"={live}-{torch}", 0.0, "torch_sci", check=False)
         else:
             book.number(ws, r, c, sized[name], "int")
     book.text(ws, L.summary("last MSE")[0], S + 2, f"at step {L.steps}, before its update", "note")

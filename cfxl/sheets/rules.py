@@ -1,0 +1,110 @@
+"""torch.optim's update rules as formula templates: one table, rendered by every sheet family.
+
+A rule is one optimizer's `_single_tensor_*` step in torch's order of operations
+(torch/optim/sgd.py, adagrad.py, rmsprop.py, adam.py): named stages, the gradient with weight
+decay first, then the state under torch's names, then the step the parameter moves by. The new
+value is `{param}-step`: torch adds the step times -lr (param.add_(grad, alpha=-lr),
+param.addcdiv_(..., value=-step_size)) and negating is exact. A sheet that follows the templates
+rounds where torch rounds, except where torch's CPU kernels fuse a multiply and an add into one
+rounding (add_ with alpha, lerp_, addcmul_): there the two may differ in the last bit.
+
+Tokens:
+  {name}   this step's quantity of one element: `param` (its value before the step), `dloss`
+           (the loss's gradient, autograd's), `grad` (what the optimizer uses), `step` (torch's
+           count, 1 at the first step), `lr`, or a stage's value
+  {name-}  the same quantity at the previous step
+  {$h}     the hyperparameter h; {$1-h} is 1 - h, as torch computes it, before use
+Each family gives the tokens its meaning through `render`: the previous step is the row above on
+the line sheets, n_elements rows up on the cf_* sheets, one band up on the train sheet; a
+hyperparameter is a top cell, a hyper cell or a sheet-level name. The line sheets' own columns
+add `{@x}` (a data sheet cell) and `{name:prev_epoch}` (a column over the previous epoch).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+TOKEN = re.compile(r"\{([$@]?)((?:1-)?\w+)(-|:prev_epoch)?\}")
+# One value per step, the same for every element.
+SHARED = ("step", "lr", "bias_correction1", "bias_correction2")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One quantity torch computes in a step, as a template over the tokens."""
+
+    name: str     # torch's name: optimizer.state's key for a state
+    formula: str
+    note: str     # what torch's code does, in the sheets' words
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One optimizer's update: its hyperparameters besides lr and weight_decay, its stages in
+    torch's order, and the step subtracted from the parameter."""
+
+    hyper: tuple[str, ...]
+    stages: tuple[Stage, ...]
+    step: str
+
+    @property
+    def new_value(self) -> str:
+        return "{param}-" + self.step
+
+    @property
+    def states(self) -> tuple[str, ...]:
+        """The stages each element keeps from step to step (momentum_buffer, exp_avg, ...)."""
+        return tuple(s.name for s in self.stages if s.name != "grad" and s.name not in SHARED)
+
+    def reads(self, token: str) -> bool:
+        """Whether a template of the rule holds token, e.g. '{step}' or '{$1-beta1}'."""
+        return any(token in t for t in (self.step, *(s.formula for s in self.stages)))
+
+
+# grad = grad.add(param, alpha=weight_decay): L2, the weight_decay times the value added first
+GRAD = Stage("grad", "{dloss}+{$weight_decay}*{param}",
+             "the gradient the optimizer uses: de/d. + weight_decay * value")
+
+RULES = {
+    "sgd": Rule((), (GRAD,), "{lr}*{grad}"),
+    "momentum": Rule(("momentum",), (
+        GRAD,
+        # buf.mul_(momentum).add_(grad); torch's first buf is a clone of grad, and 0*momentum + grad
+        # is grad exactly, so the empty state can be a zero like every other state
+        Stage("momentum_buffer", "{momentum_buffer-}*{$momentum}+{grad}",
+              "buf = buf*momentum + grad (dampening 0; the first step's buf is grad itself, as "
+              "0*momentum + grad)"),
+    ), "{lr}*{momentum_buffer}"),
+    "adagrad": Rule(("eps",), (
+        GRAD,
+        # state_sum.addcmul_(grad, grad, value=1); std = state_sum.sqrt().add_(eps); the step
+        # size lr / (1 + (step - 1) * lr_decay) is lr itself at lr_decay 0
+        Stage("sum", "{sum-}+{grad}*{grad}", "sum = sum + grad^2 (initial_accumulator_value 0)"),
+    ), "{lr}*{grad}/(SQRT({sum})+{$eps})"),
+    "rmsprop": Rule(("alpha", "eps"), (
+        GRAD,
+        # square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+        Stage("square_avg", "{square_avg-}*{$alpha}+{$1-alpha}*{grad}*{grad}",
+              "square_avg = square_avg*alpha + (1-alpha)*grad^2"),
+    ), "{lr}*{grad}/(SQRT({square_avg})+{$eps})"),
+    "adam": Rule(("beta1", "beta2", "eps"), (
+        GRAD,
+        Stage("exp_avg", "{exp_avg-}+{$1-beta1}*({grad}-{exp_avg-})",
+              "exp_avg.lerp_(grad, 1-beta1) = exp_avg + (1-beta1)*(grad-exp_avg)"),
+        Stage("exp_avg_sq", "{exp_avg_sq-}*{$beta2}+{$1-beta2}*{grad}*{grad}",
+              "exp_avg_sq = exp_avg_sq*beta2 + (1-beta2)*grad^2"),
+        # Python floats in torch: 1 - beta1 ** step
+        Stage("bias_correction1", "1-{$beta1}^{step}", "1 - beta1^step"),
+        Stage("bias_correction2", "1-{$beta2}^{step}", "1 - beta2^step"),
+        # step_size = lr / bc1; denom = exp_avg_sq.sqrt() / bc2 ** 0.5 + eps;
+        # param.addcdiv_(exp_avg, denom, value=-step_size): (step_size * exp_avg) / denom
+    ), "{lr}/{bias_correction1}*{exp_avg}/(SQRT({exp_avg_sq})/{bias_correction2}^0.5+{$eps})"),
+}
+
+
+def render(template: str, ref: Callable[[str, str, str | None], str]) -> str:
+    """The template with each token replaced by ref(kind, name, mod): kind '$' for a
+    hyperparameter ('' for a quantity), mod '-' for the previous step (else None)."""
+    return TOKEN.sub(lambda m: ref(*m.groups()), template)
