@@ -195,13 +195,13 @@ def graddesc(ratings, user_col, item_col, rating_col, output, force, rules, step
 def unroll(ratings, user_col, item_col, rating_col, output, force, steps, n_factors, **settings):
     """Write a slice model's training unrolled into formulas, one band of rows per step.
 
-    Example: cfxl unroll --steps 200 --opt momentum --lr 0.5 -o train.xlsx"""
+    Example: cfxl unroll --steps 200 --opt momentum --lr 0.5 -o unrolled.xlsx"""
     from cfxl import workbooks
     from cfxl.records.types import UnrolledHyper
     out, hyper = workbooks.plan(output, force=force, macros=False), UnrolledHyper(**settings)
     workbooks.check_unrolled(steps=steps, n_factors=n_factors, hyper=hyper)
     data = _read(ratings, user_col, item_col, rating_col)
-    book = workbooks.export_train_sheet(out, data, steps=steps, n_factors=n_factors, hyper=hyper)
+    book = workbooks.export_unrolled(out, data, steps=steps, n_factors=n_factors, hyper=hyper)
     click.echo(f"wrote {book}")
 
 

@@ -219,16 +219,16 @@ def check_unrolled(*, steps: int, n_factors: int, hyper: UnrolledHyper) -> None:
                    weight_decay=hyper.weight_decay)
 
 
-def export_train_sheet(out: Outputs, ratings: Ratings, *, steps: int = presets.UNROLLED_STEPS,
+def export_unrolled(out: Outputs, ratings: Ratings, *, steps: int = presets.UNROLLED_STEPS,
                        n_factors: int = presets.UNROLLED_FACTORS,
                        hyper: UnrolledHyper = UnrolledHyper()) -> Path:
     """Write the `train` workbook: the slice model's full-batch training unrolled in formulas."""
     from cfxl.records.unrolled import unrolled_records
-    from cfxl.sheets.unrolled import write_train_sheet
+    from cfxl.sheets.unrolled import write_unrolled_sheet
 
     check_unrolled(steps=steps, n_factors=n_factors, hyper=hyper)
     records = unrolled_records(ratings, steps=steps, n_factors=n_factors, hyper=hyper)
-    return write_workbook(out.book, lambda book: write_train_sheet(book, records), force=out.force)
+    return write_workbook(out.book, lambda book: write_unrolled_sheet(book, records), force=out.force)
 
 
 def lesson_config(name: str, *, quick: bool = False) -> Config:
@@ -254,16 +254,16 @@ def run_lesson(data: Ratings, *, quick: bool = False, progress=None, on_start=No
 
 
 def demo_outputs(out_dir) -> tuple[Outputs, Outputs, Outputs]:
-    """The demo's workbooks in out_dir (made if missing): collab, graddesc and train, rewritten
+    """The demo's workbooks in out_dir (made if missing): collab, graddesc and unrolled, rewritten
     there because they are cfxl's own files."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     return tuple(plan(out_dir / name, force=True)
-                 for name in ("collab_filter.xlsx", "graddesc.xlsx", "train.xlsx"))
+                 for name in ("collab_filter.xlsx", "graddesc.xlsx", "unrolled.xlsx"))
 
 
 def write_workbooks(trained: Trained, data: Ratings, outputs) -> list[Path]:
     """The demo's example workbooks (demo_outputs), from the lesson's bias model and its data."""
-    collab, graddesc, train = outputs
+    collab, graddesc, unrolled = outputs
     return [export_collab(collab, trained, data), export_graddesc(graddesc, data),
-            export_train_sheet(train, data)]
+            export_unrolled(unrolled, data)]

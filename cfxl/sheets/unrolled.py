@@ -42,7 +42,7 @@ from cfxl.sheets.grid import (
 )
 from cfxl.sheets.refs import area, cell, column
 from cfxl.sheets.rules import RULES, render
-from cfxl.sheets.unrolled_layout import FRAMES, TrainLayout
+from cfxl.sheets.unrolled_layout import FRAMES, UnrolledLayout
 from cfxl.sheets.unrolled_top import write_legend, write_settings, write_summary
 
 SHEET = "train"
@@ -61,10 +61,10 @@ TITLES = {  # each block's title and a second line, in its empty top-left corner
 }
 
 
-def write_train_sheet(book: Book, rec: UnrolledRecords) -> None:
+def write_unrolled_sheet(book: Book, rec: UnrolledRecords) -> None:
     """The `train` sheet for K recorded steps (rec.steps), in its own sheet of `book`."""
     U, M = rec.slice.ratings.shape
-    L = TrainLayout(U, M, rec.n_factors, rec.steps)
+    L = UnrolledLayout(U, M, rec.n_factors, rec.steps)
     last = L.band(L.steps + 1) - 1
     if last >= MAX_ROWS:
         raise CfxlError(f"{L.steps} steps need {last + 1:,} rows, more than a sheet's "
@@ -81,7 +81,7 @@ def write_train_sheet(book: Book, rec: UnrolledRecords) -> None:
     _looks(ws, L, rec)
 
 
-def _note(rec: UnrolledRecords, L: TrainLayout) -> str:
+def _note(rec: UnrolledRecords, L: UnrolledLayout) -> str:
     h, per_factor = rec.hyper, 6 * (L.n_users + L.n_movies)
     return (f"The bias sheet's EmbeddingDotBias on the slice's {rec.slice.n} ratings, {L.n_factors} "
             f"factors, trained full-batch for {L.steps} steps entirely in formulas, a band of "
@@ -102,7 +102,7 @@ def _frame(book: Book, ws, fr: Frame, rec: UnrolledRecords, title: str, values=N
     write_param_block(book, ws, fr, rec.slice, values, fmt)
 
 
-def _band_title(book: Book, ws, L: TrainLayout, k: int) -> None:
+def _band_title(book: Book, ws, L: UnrolledLayout, k: int) -> None:
     t = L.band(k)
     book.text(ws, t, 0, "step", "head")
     if k == 0:
@@ -111,7 +111,7 @@ def _band_title(book: Book, ws, L: TrainLayout, k: int) -> None:
         book.formula(ws, t, L.step_col, f"={cell(L.band(k - 1), L.step_col)}+1", k, "int")
 
 
-def _start(book: Book, ws, L: TrainLayout, rec: UnrolledRecords) -> None:
+def _start(book: Book, ws, L: UnrolledLayout, rec: UnrolledRecords) -> None:
     """Band 0: torch's initial parameters as the `updated` block, zeros for the state."""
     _band_title(book, ws, L, 0)
     book.text(ws, L.band(0), L.grid.grid_col,
@@ -136,7 +136,7 @@ def _refs(now: dict[str, str], was: dict[str, str]):
     return ref
 
 
-def _band(book: Book, ws, L: TrainLayout, rec: UnrolledRecords, k: int, tol: dict) -> None:
+def _band(book: Book, ws, L: UnrolledLayout, rec: UnrolledRecords, k: int, tol: dict) -> None:
     """Step k: torch's k-th optimizer step, as formulas over this band and the one above."""
     s, t = k - 1, L.band(k)  # s: index into the per-step records
     here = {name: L.frame(k, name) for name in FRAMES}
@@ -200,7 +200,7 @@ def _band(book: Book, ws, L: TrainLayout, rec: UnrolledRecords, k: int, tol: dic
 
 
 @functools.cache
-def _columns(L: TrainLayout) -> tuple[str, ...]:
+def _columns(L: UnrolledLayout) -> tuple[str, ...]:
     """Column letters of every column a band uses (references are built for every element)."""
     return tuple(column(c) for c in range(L.side_col))
 
@@ -248,7 +248,7 @@ def _tolerances(rec: UnrolledRecords):
                "updated": {p: size[p] + np.abs(after[p] - v[p]) for p in SLICE_PARAMS}}
 
 
-def _looks(ws, L: TrainLayout, rec: UnrolledRecords) -> None:
+def _looks(ws, L: UnrolledLayout, rec: UnrolledRecords) -> None:
     """Column widths, and the ratings' colour scale on every prediction grid."""
     g = L.grid
     ws.set_column(g.ub_col, g.id_col - 1, 11)

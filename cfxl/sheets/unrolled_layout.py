@@ -30,7 +30,7 @@ SUMMARY = ("first MSE", "last MSE", "torch's last MSE", "difference", "steps K",
 
 
 @dataclass(frozen=True)
-class TrainLayout:
+class UnrolledLayout:
     """0-based positions on the `train` sheet for a slice of n_users x n_movies, F factors and
     K steps (bands 1..K; band 0 is the start)."""
 

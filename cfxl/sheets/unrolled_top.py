@@ -7,7 +7,7 @@ from __future__ import annotations
 from cfxl.records.types import SLICE_OPTIMIZERS, UnrolledRecords
 from cfxl.sheets.book import Book
 from cfxl.sheets.refs import area, cell, on_sheet
-from cfxl.sheets.unrolled_layout import SETTINGS, SUMMARY, TrainLayout
+from cfxl.sheets.unrolled_layout import SETTINGS, SUMMARY, UnrolledLayout
 
 HINTS = {"lr": "edit me", "optimizer": "sgd, momentum or adam", "momentum": "momentum only",
          "beta1": "adam only", "beta2": "adam only", "eps": "adam only",
@@ -25,7 +25,7 @@ LEGEND = (
 )
 
 
-def write_settings(book: Book, ws, L: TrainLayout, rec: UnrolledRecords) -> None:
+def write_settings(book: Book, ws, L: UnrolledLayout, rec: UnrolledRecords) -> None:
     """The labelled settings, each a sheet-level name the formulas use (lr, optimizer, ...)."""
     h = rec.hyper
     values = {"lr": h.lr, "optimizer": h.opt, "momentum": h.momentum, "beta1": h.betas[0],
@@ -50,7 +50,7 @@ def write_settings(book: Book, ws, L: TrainLayout, rec: UnrolledRecords) -> None
         book.wb.define_name(f"{ws.name}!{name}", "=" + on_sheet(ws.name, cell(r, c, absolute="rc")))
 
 
-def write_summary(book: Book, ws, L: TrainLayout, rec: UnrolledRecords) -> None:
+def write_summary(book: Book, ws, L: UnrolledLayout, rec: UnrolledRecords) -> None:
     """First and last MSE (live) against torch's, the size, the loss table and its chart."""
     S = L.side_col
     first, last = L.table_row(1), L.table_row(L.steps)
@@ -93,7 +93,7 @@ def write_summary(book: Book, ws, L: TrainLayout, rec: UnrolledRecords) -> None:
     ws.insert_chart(L.band(0), S + 5, chart)
 
 
-def write_legend(book: Book, ws, L: TrainLayout) -> None:
+def write_legend(book: Book, ws, L: UnrolledLayout) -> None:
     """How a band reads, in band 0's free rows below the ratings (as many lines as fit)."""
     for r, line in zip(L.legend_rows, LEGEND):
         book.text(ws, r, 0, line, "note")

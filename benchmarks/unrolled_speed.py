@@ -1,8 +1,8 @@
 """Speed of the live `train` sheet: writing K steps of Adam (15 x 15 slice, F = 3) as formulas,
 and LibreOffice recomputing them.
 
-    python benchmarks/train_sheet_speed.py                 # K = 50 and K = 200
-    python benchmarks/train_sheet_speed.py --steps 50 100 200 --no-breakdown
+    python benchmarks/unrolled_speed.py                 # K = 50 and K = 200
+    python benchmarks/unrolled_speed.py --steps 50 100 200 --no-breakdown
 
 For each K: the formulas written, torch's run, the time to write the workbook (with the hidden
 `_torch` proof sheet that `verify` reads, and without it), and LibreOffice's time through
@@ -74,13 +74,13 @@ def write(path: Path, rec, *, proof: bool = True, stock_formulas: bool = False) 
     from xlsxwriter.worksheet import Worksheet
 
     from cfxl.sheets.book import ExactWorksheet
-    from cfxl.sheets.unrolled import write_train_sheet
+    from cfxl.sheets.unrolled import write_unrolled_sheet
     from cfxl.workbooks import write_workbook
 
     checks = []
 
     def build(book):
-        write_train_sheet(book, rec)
+        write_unrolled_sheet(book, rec)
         checks.append(sum(len(cells) for cells in book.torch.values()))
         if not proof:
             book.torch.clear()
@@ -124,7 +124,7 @@ def main() -> None:
     from cfxl.records.types import UnrolledHyper
     from cfxl.records.unrolled import unrolled_records
     from cfxl.proof.verify import verify
-    from cfxl.sheets.unrolled_layout import TrainLayout
+    from cfxl.sheets.unrolled_layout import UnrolledLayout
 
     torch.set_num_threads(1)
     ratings = read_ratings()
@@ -141,7 +141,7 @@ def main() -> None:
             t = {}
             with timed(t, "torch"):
                 rec = unrolled_records(ratings, steps=K, hyper=UnrolledHyper(opt="adam"))
-            L = TrainLayout(*rec.ratings.shape, rec.n_factors, K)
+            L = UnrolledLayout(*rec.slice.ratings.shape, rec.n_factors, K)
             full, bare = folder / f"train{K}.xlsx", folder / f"train{K}_bare.xlsx"
             with timed(t, "write"):
                 checks = write(full, rec)

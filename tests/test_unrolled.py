@@ -22,8 +22,8 @@ from cfxl.records.unrolled import settings, unrolled_records
 from cfxl.proof.verify import verify
 from cfxl.workbooks import write_workbook
 from cfxl.sheets.refs import cell
-from cfxl.sheets.unrolled_layout import FRAMES, TrainLayout
-from cfxl.sheets.unrolled import SHEET, write_train_sheet
+from cfxl.sheets.unrolled_layout import FRAMES, UnrolledLayout
+from cfxl.sheets.unrolled import SHEET, write_unrolled_sheet
 
 # recompute workbooks and compare with torch: `make test` runs these with a second seed
 pytestmark = pytest.mark.recompute
@@ -42,15 +42,15 @@ def rec(ratings, seed):
 
 @pytest.fixture(scope="module")
 def layout(rec):
-    return TrainLayout(*rec.slice.ratings.shape, rec.n_factors, rec.steps)
+    return UnrolledLayout(*rec.slice.ratings.shape, rec.n_factors, rec.steps)
 
 
 @pytest.fixture(scope="module")
 def build(rec):
-    return lambda b: write_train_sheet(b, rec)
+    return lambda b: write_unrolled_sheet(b, rec)
 
 
-def trajectory(values: dict, L: TrainLayout):
+def trajectory(values: dict, L: UnrolledLayout):
     """(loss (K,), {param: (K + 1, ...)}) as the sheet computed them: each band's MSE, and the
     start then every band's updated parameters."""
     loss = np.array([values[cell(L.band(k), L.loss_col)] for k in range(1, L.steps + 1)])
@@ -75,7 +75,7 @@ def loss_size(run) -> np.ndarray:
     return 2 * np.sqrt(run.loss) * (y + np.nanmax(np.abs(run.pred), axis=(1, 2)))
 
 
-def assert_follows(values: dict, L: TrainLayout, run) -> None:
+def assert_follows(values: dict, L: UnrolledLayout, run) -> None:
     """Every band's MSE and every step's parameters are the run's, to RTOL of their sizes."""
     loss, params = trajectory(values, L)
     assert_close(loss, run.loss, scale=loss_size(run))
@@ -144,7 +144,7 @@ def small(ratings, engine, tmp_path_factory, seed):
     rec = unrolled_records(ratings, steps=4, n_users=6, n_movies=7, n_factors=1,
                            hyper=UnrolledHyper(opt="momentum", weight_decay=0.01), seed=seed)
     path = write_workbook(tmp_path_factory.mktemp("small") / "small.xlsx",
-                          lambda b: write_train_sheet(b, rec))
+                          lambda b: write_unrolled_sheet(b, rec))
     return rec, path, recalc(path, engine=engine)
 
 
@@ -156,12 +156,12 @@ def test_a_small_slice_with_momentum_and_weight_decay_verifies(small):
     report = verify(after, rtol=RTOL)
     assert report.ok, report.failures[:5]
     assert after.errors == []
-    assert_follows(after.values[SHEET], TrainLayout(6, 7, 1, 4), rec)
+    assert_follows(after.values[SHEET], UnrolledLayout(6, 7, 1, 4), rec)
 
 
 def test_an_unknown_optimizer_shows_as_an_error_not_as_adam(small, engine, tmp_path):
     rec, path, _ = small
-    L = TrainLayout(6, 7, 1, rec.steps)
+    L = UnrolledLayout(6, 7, 1, rec.steps)
     wb = openpyxl.load_workbook(path)
     r, c = L.setting("optimizer")
     wb[SHEET].cell(r + 1, c + 1).value = "rmsprop"
