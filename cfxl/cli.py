@@ -7,6 +7,7 @@ import click
 
 from cfxl import report
 from cfxl.errors import CfxlError
+from cfxl.io import run_interruptible
 
 PATH = click.Path(path_type=Path)
 
@@ -109,8 +110,8 @@ def train(ratings, user_col, item_col, rating_col, output, force, progress, **se
     from cfxl.engine.train import Config
     from cfxl.workbooks import read_and_fit
     read_and_fit(ratings, Config(**settings), user_col=user_col, item_col=item_col,
-                 rating_col=rating_col, output=output, force=force,
-                 progress=progress, on_epoch=report.epoch_printer(click.echo),
+                 rating_col=rating_col, output=output, force=force, progress=progress,
+                 on_epoch=report.epoch_printer(click.echo),
                  on_read=lambda data: click.echo(report.ratings_line(_noted(data))))
     if output is not None:
         click.echo(f"saved {output}")
@@ -118,16 +119,15 @@ def train(ratings, user_col, item_col, rating_col, output, force, progress, **se
 
 @cli.command()
 @click.option("--quick", is_flag=True, help="One epoch per stage: a quick look, not the lesson's.")
-@click.option("--out-dir", type=PATH, default=Path("workbooks"), help="Where its workbooks go; "
-              "cfxl's own files there are rewritten.")
+@click.option("--out-dir", type=PATH, default=Path("workbooks"), help="Where the workbooks go.")
+@click.option("--force", is_flag=True, help="Overwrite workbooks there that cfxl did not write.")
 @quiet_option
-def demo(quick, out_dir, progress):
+def demo(quick, out_dir, force, progress):
     """The lesson's three models trained on the embedded sample and compared; the workbooks.
 
     Example: cfxl demo --quick --out-dir /tmp/workbooks"""
     from cfxl import presets, workbooks
-    from cfxl.data.ratings import read_ratings
-    outputs, data = workbooks.demo_outputs(out_dir), read_ratings(None)
+    outputs, data = workbooks.demo_outputs(out_dir, force=force), _read(None, None, None, None)
     click.echo(f"embedded sample {report.ratings_line(data)} (synthetic, MovieLens-shaped)")
     models = workbooks.run_lesson(data, quick=quick, progress=progress,
                                   on_start=report.lesson_printer(click.echo))
@@ -158,7 +158,7 @@ def export(ratings, user_col, item_col, rating_col, output, force, csv_dir, slic
     out = workbooks.plan(output, force=force, macros=macros, model=True, csv_dir=csv_dir)
     trained, data = workbooks.load_or_train(
         ratings, Config(**settings), user_col=user_col, item_col=item_col, rating_col=rating_col,
-        progress=progress, on_read=_noted, on_epoch=report.epoch_printer(click.echo))
+        progress=progress, on_read=_noted, on_epoch=report.epoch_printer(click.echo), force=force)
     book = workbooks.export_collab(out, trained, data, slice_options=options, interpreter=interpreter)
     click.echo(f"wrote {book}")
 
@@ -246,16 +246,16 @@ def download(name, cache_dir, force):
 
 @cli.command()
 @click.argument("book", type=PATH)
-@click.option("-o", "--output", type=PATH, help="Also save the recomputed workbook (.xlsx, .xlsm, .ods).")
+@output_options("Also save the recomputed workbook (.xlsx, .xlsm, .ods).")
 @click.option("--verify", "check", is_flag=True, help="Compare with torch's values (its _torch sheet).")
 @click.option("--rtol", type=float, default=1e-12, help="Relative tolerance of --verify.")
 @click.option("--atol", type=float, default=1e-15, help="Absolute tolerance of --verify, near zero.")
-def recalc(book, output, check, rtol, atol):
+def recalc(book, output, force, check, rtol, atol):
     """Recompute BOOK's formulas in LibreOffice; report errors and (--verify) cells off torch.
 
     Example: cfxl recalc lesson.xlsx --verify -o recomputed.xlsx"""
     from cfxl.proof import recalc as lo, verify as proof
-    done = lo.recalc(book, output=output)
+    done = lo.recalc(book, output=output, force=force)
     verified = proof.verify(done, rtol=rtol, atol=atol) if check else None
     text, problems = report.recalc_report(done, verified)
     click.echo(text + (f"\nsaved {output}" if output is not None else ""))
@@ -296,4 +296,4 @@ def diff(a, b, rtol, atol, sheet, mode):
     raise SystemExit(1 if found else 0)
 
 
-main = functools.partial(cli, prog_name="cfxl")
+main = functools.partial(run_interruptible, cli, prog_name="cfxl")  # SIGTERM unwinds as Ctrl-C

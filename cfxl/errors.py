@@ -16,8 +16,33 @@ class DataError(CfxlError):
             where += f", line {line}"
         if column is not None:
             where += f", column {column!r}"
-        super().__init__(f"{where}: {message}")
+        super().__init__(printable(f"{where}: {message}"))
         self.path, self.line, self.column = str(path), line, column
+
+
+def printable(text: str, limit: int | None = None) -> str:
+    """Text with every character a terminal would act on (control bytes of binary input,
+    escape sequences) written as its Python escape, so a message shows what a file holds; with
+    limit, at most that many characters of it, then '...'."""
+    if text.isprintable() and (limit is None or len(text) <= limit):
+        return text
+    out, n = [], 0
+    for c in text:
+        piece = c if c.isprintable() else repr(c)[1:-1]
+        if limit is not None and n + len(piece) > limit:
+            return "".join(out) + "..."
+        out.append(piece)
+        n += len(piece)
+    return "".join(out)
+
+
+def shown(value, limit: int = 40) -> str:
+    """A value read from a file as a message quotes it: repr-style (non-printable characters
+    escaped) and cut to limit characters, saying how long it was."""
+    text = str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text):,} characters)"
 
 
 class UnknownIdError(CfxlError, KeyError):

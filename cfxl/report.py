@@ -58,10 +58,16 @@ def ratings_info(data) -> str:
 
 
 def duplicates_note(data) -> str | None:
+    """What reading changed: duplicate ratings dropped, titles cut to fit a cell; None if nothing."""
+    notes = []
     if data.dropped_duplicates:
-        return (f"note: {data.source}: dropped {data.dropped_duplicates:,} duplicate "
-                "(user, movie) ratings, keeping the last of each")
-    return None
+        notes.append(f"note: {data.source}: dropped {data.dropped_duplicates:,} duplicate "
+                     "(user, movie) ratings, keeping the last of each")
+    if data.cut_titles:
+        notes.append(f"note: {data.titles.attrs['source']}: {count(data.cut_titles, 'title')} "
+                     "(or genres) longer than a spreadsheet cell's 32,767 characters cut to fit, "
+                     "each ending in '... [cut: N characters]'")
+    return "\n".join(notes) or None
 
 
 def lesson_table(models: dict) -> str:
@@ -79,10 +85,14 @@ def recalc_report(done, report=None) -> tuple[str, str | None]:
     from cfxl.sheets.refs import on_sheet
 
     formulas = sum(map(len, done.formulas.values()))
+    how = " (soffice --convert-to: values to 15 significant digits)" * (done.via == "convert")
     lines = [f"{done.path}: {count(formulas, 'formula')} in {count(len(done.values), 'sheet')} "
-             f"recomputed by LibreOffice in {done.seconds:.2f} s"]
+             f"recomputed by LibreOffice in {done.seconds:.2f} s{how}"]
+    lines += [f"sheet {_quoted(sheet)}: {what}" for sheet, what in done.lost.items()]
     lines += [f"{on_sheet(sheet, cell)}: {text}" for sheet, cell, text in done.errors]
-    problems = [count(len(done.errors), "formula error")] if done.errors else []
+    problems = [f"{count(len(done.lost), 'sheet')} not read whole by LibreOffice "
+                f"({', '.join(map(_quoted, done.lost))})"] if done.lost else []
+    problems += [count(len(done.errors), "formula error")] if done.errors else []
     if report is not None:
         rows = [{"sheet": s, "checked": c.checked, "max_rel_err": c.max_rel_err}
                 for s, c in report.sheets.items()]
@@ -93,3 +103,7 @@ def recalc_report(done, report=None) -> tuple[str, str | None]:
         if report.failures:
             problems.append(f"{count(len(report.failures), 'cell')} off torch's values")
     return "\n".join(lines), ", ".join(problems) or None
+
+
+def _quoted(sheet: str) -> str:
+    return "'" + sheet.replace("'", "''") + "'"

@@ -12,20 +12,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cfxl import presets
-from cfxl.data.ratings import Ratings, read_ratings
+from cfxl.data.ratings import Ratings, file_sha256, read_ratings
 from cfxl.engine import checkpoint
 from cfxl.engine.optim import check_settings
 from cfxl.engine.train import Config, Trained, fit, resolve_device
 from cfxl.errors import CfxlError
-from cfxl.io import atomic_write, ensure_writable
+from cfxl.io import atomic_write, ensure_folder, ensure_writable, scratch_folder, together
 from cfxl.records.lesson import lesson_records
-from cfxl.records.model_tables import model_tables
+from cfxl.records.model_tables import model_tables, write_csv
 from cfxl.records.types import ModelTables, UnrolledHyper
-from cfxl.sheets.book import write_book
+from cfxl.sheets.book import write_book, written_by_cfxl
 from cfxl.sheets.lesson import write_lesson_sheets
 from cfxl.sheets.model_sheets import CSV_TABLES, write_model_sheets
 
 BOOK_SUFFIXES = (".xlsx", ".xlsm")
+DEMO_BOOKS = ("collab_filter.xlsx", "graddesc.xlsx", "unrolled.xlsx")
 
 
 def check_counts(**counts: int) -> None:
@@ -78,22 +79,19 @@ def plan(book, *, force: bool = False, macros: bool | None = None, model: bool =
         check_module_name(book)
         for other in filter(None, (companion(book), model_file)):
             ensure_writable(other, force=force)
-    if csv_dir is not None:
-        csv_dir = Path(csv_dir)
-        if csv_dir.is_dir():
-            for name in CSV_TABLES:
-                ensure_writable(csv_dir / f"{name}.csv", force=force)
-        elif csv_dir.exists():
-            raise CfxlError(f"{csv_dir} is a file, not a folder")
-        else:
-            ensure_writable(csv_dir)  # a folder that can be made there
-    return Outputs(book, force, macros, model_file, csv_dir)
+    if csv_dir is not None and ensure_folder(csv_dir).is_dir():
+        for name in CSV_TABLES:
+            ensure_writable(Path(csv_dir) / f"{name}.csv", force=force)
+    return Outputs(book, force, macros, model_file, csv_dir and Path(csv_dir))
 
 
 def write_workbook(path, build, *, force: bool = False) -> Path:
-    """build(book) fills a Book, written atomically at path (.xlsx or .xlsm)."""
+    """build(book) fills a Book, written atomically at path (.xlsx or .xlsm); XlsxWriter's temp
+    files go to a private folder, removed on every exit (cfxl.io.scratch_folder)."""
     ensure_writable(path, force=force, suffixes=BOOK_SUFFIXES)
-    return atomic_write(path, lambda tmp: write_book(tmp, build), force=force)
+    with scratch_folder() as scratch:
+        return atomic_write(path, lambda tmp: write_book(tmp, build, tmpdir=scratch), force=force,
+                            scratch=scratch)
 
 
 def read_and_fit(source, config: Config, *, user_col=None, item_col=None, rating_col=None,
@@ -115,17 +113,26 @@ def read_and_fit(source, config: Config, *, user_col=None, item_col=None, rating
 
 
 def load_or_train(source, config: Config, *, user_col=None, item_col=None, rating_col=None,
-                  progress=None, on_read=None, on_epoch=None) -> tuple[Trained, Ratings]:
+                  progress=None, on_read=None, on_epoch=None, force: bool = False
+                  ) -> tuple[Trained, Ratings]:
     """A model and its ratings: a .pt model file (`cfxl train -o`) is loaded and the ratings it
-    was trained on read again; anything else is read and trained on (read_and_fit)."""
+    was trained on read again, refused if that file changed since (its SHA-256) unless force;
+    anything else is read and trained on (read_and_fit)."""
     columns = {"user_col": user_col, "item_col": item_col, "rating_col": rating_col}
-    if source is None or Path(source).suffix != ".pt":
+    if source is None or Path(source).suffix.lower() != ".pt":
         return read_and_fit(source, config, **columns, progress=progress, on_read=on_read,
                             on_epoch=on_epoch)
     trained = checkpoint.load(source)
     if not Path(trained.source).exists():
         raise CfxlError(f"{source}: the ratings file it was trained on, {trained.source}, "
                         "is gone; train again with `cfxl export RATINGS`")
+    if trained.sha256 and not force and (now := file_sha256(trained.source)) != trained.sha256:
+        raise CfxlError(
+            f"{source}: the ratings file it was trained on, {trained.source}, has changed since "
+            f"(SHA-256 {trained.sha256[:12]}... then, {now[:12]}... now); the validation split "
+            "is recomputed by position, so its predictions could include ratings the model "
+            "trained on. Train again (`cfxl export RATINGS`), or pass --force to export with "
+            "the changed file as it is")
     ratings = read_ratings(trained.source, **columns)
     if on_read is not None:
         on_read(ratings)
@@ -150,9 +157,6 @@ def export_collab(out: Outputs, trained: Trained, ratings: Ratings, *,
     if out.macros:
         tables.config["model_file"] = out.model_file.name
 
-    if out.csv_dir is not None:
-        write_csvs(tables, out.csv_dir, force=out.force)
-
     def build(book):
         write_lesson_sheets(book, lesson)
         write_model_sheets(book, tables, csv_dir=out.csv_dir)
@@ -160,24 +164,27 @@ def export_collab(out: Outputs, trained: Trained, ratings: Ratings, *,
             from cfxl.excel.macros import add_collab_macros
             add_collab_macros(book, ratings.frame(), tables.config, interpreter=interpreter)
 
-    path = write_workbook(out.book, build, force=out.force)
-    if out.macros:
-        from cfxl.excel.macros import write_companion
-        checkpoint.save(trained, out.model_file, force=out.force)
-        write_companion(path, force=out.force)
+    with together():  # the workbook, its CSV tables, model and module: all of them or none
+        if out.csv_dir is not None:
+            write_csvs(tables, out.csv_dir, force=out.force)
+        path = write_workbook(out.book, build, force=out.force)
+        if out.macros:
+            from cfxl.excel.macros import write_companion
+            checkpoint.save(trained, out.model_file, force=out.force)
+            write_companion(path, force=out.force)
     return path
 
 
 def write_csvs(tables: ModelTables, folder: Path, *, force: bool = False) -> None:
     """users.csv, movies.csv, predictions.csv and history.csv, complete, each written atomically
-    (the sheets are capped at Excel's row limit)."""
+    (the sheets are capped at Excel's row limit), safe to open in Excel (write_csv)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise CfxlError(f"{folder}: cannot create the CSV folder ({e.strerror or e})") from None
     for name in CSV_TABLES:
         table = getattr(tables, name)
-        atomic_write(folder / f"{name}.csv", lambda tmp: table.to_csv(tmp, index=False),
+        atomic_write(folder / f"{name}.csv", lambda tmp: write_csv(table, tmp),
                      force=force)
 
 
@@ -205,10 +212,11 @@ def export_graddesc(out: Outputs, ratings: Ratings, *, rules: str = "torch",
             from cfxl.excel.macros import add_graddesc_macros
             add_graddesc_macros(book, line, interpreter=interpreter)
 
-    path = write_workbook(out.book, build, force=out.force)
-    if out.macros:
-        from cfxl.excel.macros import write_companion
-        write_companion(path, force=out.force)
+    with together():
+        path = write_workbook(out.book, build, force=out.force)
+        if out.macros:
+            from cfxl.excel.macros import write_companion
+            write_companion(path, force=out.force)
     return path
 
 
@@ -253,17 +261,27 @@ def run_lesson(data: Ratings, *, quick: bool = False, progress=None, on_start=No
     return models
 
 
-def demo_outputs(out_dir) -> tuple[Outputs, Outputs, Outputs]:
-    """The demo's workbooks in out_dir (made if missing): collab, graddesc and unrolled, rewritten
-    there because they are cfxl's own files."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return tuple(plan(out_dir / name, force=True)
-                 for name in ("collab_filter.xlsx", "graddesc.xlsx", "unrolled.xlsx"))
+def demo_outputs(out_dir, *, force: bool = False) -> tuple[Outputs, Outputs, Outputs]:
+    """The demo's workbooks in out_dir (made if missing, in an existing folder): collab, graddesc
+    and unrolled. A workbook of those names there is rewritten only if cfxl wrote it (it carries
+    cfxl's mark, cfxl.sheets.book.written_by_cfxl), or with force."""
+    out_dir = ensure_folder(out_dir)
+    outputs = []
+    for name in DEMO_BOOKS:
+        path = out_dir / name
+        own = path.is_file() and written_by_cfxl(path)
+        if path.exists() and not (own or force or path.is_dir()):
+            raise CfxlError(f"{path} exists and cfxl did not write it; move it away, or pass "
+                            "--force to overwrite it")
+        outputs.append(plan(path, force=force or own) if out_dir.is_dir() else Outputs(path))
+    return tuple(outputs)
 
 
 def write_workbooks(trained: Trained, data: Ratings, outputs) -> list[Path]:
-    """The demo's example workbooks (demo_outputs), from the lesson's bias model and its data."""
+    """The demo's example workbooks (demo_outputs), from the lesson's bias model and its data:
+    all three or none."""
     collab, graddesc, unrolled = outputs
-    return [export_collab(collab, trained, data), export_graddesc(graddesc, data),
-            export_unrolled(unrolled, data)]
+    collab.book.parent.mkdir(exist_ok=True)
+    with together():
+        return [export_collab(collab, trained, data), export_graddesc(graddesc, data),
+                export_unrolled(unrolled, data)]

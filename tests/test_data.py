@@ -247,14 +247,18 @@ def test_empty_files(tmp_path, ml_files, content, text):
 
 def test_missing_columns_say_which_exist(tmp_path, ml_files):
     err = read_error(tmp_path, ml_files, "mine.csv", "person,film,when\n1,2,3\n")
-    assert str(err) == f"{tmp_path / 'mine.csv'}: no user column among person, film, when; name it with user_col"
+    assert str(err) == (f"{tmp_path / 'mine.csv'}: no user column among person, film, when; name it "
+                        "with --user-col (user_col)")
     err = read_error(tmp_path, ml_files, "mine.csv", "user,item,stars\n1,2,3\n", rating_col="score")
-    assert str(err) == f"{tmp_path / 'mine.csv'}: no column 'score' (columns: user, item, stars)"
+    assert str(err) == (f"{tmp_path / 'mine.csv'}: --rating-col (rating_col): no column 'score' "
+                        "(columns: user, item, stars)")
 
 
 def test_column_options_on_a_headerless_file(tmp_path, ml_files):
     err = read_error(tmp_path, ml_files, "u.data", U_DATA, user_col="user")
-    assert "has no header row" in str(err) and "user, item, rating[, timestamp]" in str(err)
+    assert str(err) == (f"{tmp_path / 'u.data'}: this file has no header row, so --user-col, "
+                        "--item-col and --rating-col (user_col, item_col, rating_col) can't choose "
+                        "its columns; they are user, item, rating[, timestamp]")
 
 
 def test_a_line_with_too_many_fields(tmp_path, ml_files):
@@ -269,7 +273,8 @@ def test_unparseable_csv(tmp_path, ml_files):
 
 def test_text_that_is_not_utf8(tmp_path, ml_files):
     err = read_error(tmp_path, ml_files, "mine.csv", b"user,item,rating\n\xe9mile,1,2\n")
-    assert str(err).startswith(f"{tmp_path / 'mine.csv'}: not UTF-8 text")
+    assert str(err) == (f"{tmp_path / 'mine.csv'}, line 2: not UTF-8 text: byte 0xe9 at character 1 "
+                        "(invalid continuation byte); save the file as UTF-8")
 
 
 def test_zip_problems(tmp_path, ml_files, ml_zip):

@@ -1,6 +1,9 @@
 """LibreOffice recomputes cfxl's formulas: values equal numpy's, no cached value is trusted, errors
-are located, and `cfxl recalc --verify` checks a workbook against the torch values it carries."""
+are located, and `cfxl recalc --verify` checks a workbook against the torch values it carries; a
+sheet LibreOffice did not read whole is named; -o never replaces a file unasked; and without
+the uno bridge, soffice --convert-to round trips give the same values."""
 
+import os
 import re
 import shutil
 import tempfile
@@ -78,6 +81,19 @@ def assert_close(got, want, rtol=1e-12):
     assert isinstance(got, float) and abs(got - want) <= rtol * abs(want), (got, want)
 
 
+@pytest.fixture(scope="module")
+def converter():
+    """LibreOffice without UNO: soffice --convert-to round trips (where no Python imports uno)."""
+    try:
+        lo.find_soffice()
+    except CfxlError as e:
+        if os.environ.get("CFXL_CI"):
+            pytest.fail(f"CI must recompute workbooks: {e}")
+        pytest.skip(str(e))
+    with lo.Engine(via="convert", timeout=120) as engine:
+        yield engine
+
+
 def test_recomputed_values_equal_numpys(engine, tmp_path):
     book = engine.recalc(write_book(tmp_path / "calc.xlsx"))
     values = book.values["calc"]
@@ -153,8 +169,8 @@ def test_add_torch_values_checks_block_shapes():
 def run(engine, monkeypatch):
     """`cfxl recalc ...` on the session's warm LibreOffice."""
     one_off = lo.recalc
-    monkeypatch.setattr(lo, "recalc", lambda path, output=None: one_off(path, output=output,
-                                                                          engine=engine))
+    monkeypatch.setattr(lo, "recalc", lambda path, output=None, force=False: one_off(
+        path, output=output, force=force, engine=engine))
     return lambda *args: CliRunner().invoke(cli, ["recalc", *map(str, args)])
 
 
@@ -247,4 +263,181 @@ def test_a_libreoffice_that_never_answers_is_stopped(engine, tmp_path, monkeypat
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     with pytest.raises(CfxlError, match="LibreOffice did not start: no answer on its pipe within"):
         lo.Engine(start_timeout=0.3).start()
+    assert not our_processes(tmp_path) and not list(tmp_path.glob("cfxl-libreoffice-*"))
+
+
+# ---------------------------------------------------------- a file LibreOffice cannot read whole
+
+def three_sheets(path):
+    """Sheets first, second and third; second holds A1:A5 and five formulas B1:B5."""
+    wb = openpyxl.Workbook()
+    wb.active.title = "first"
+    wb.active["A1"] = "=1+1"
+    second = wb.create_sheet("second")
+    for r in range(1, 6):
+        second[f"A{r}"], second[f"B{r}"] = r, f"=A{r}*3"
+    wb.create_sheet("third")["A1"] = "=first!A1+1"
+    wb.save(path)
+    return path
+
+
+def damaged(path, part: str, change):
+    """The workbook at path with one part changed: change(bytes) -> bytes, or None to drop it."""
+    copy = path.with_name(f"damaged-{path.name}")
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(copy, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            data = change(data) if item.filename == part else data
+            if data is not None:
+                dst.writestr(item, data)
+    path.unlink()
+    return copy.rename(path)
+
+
+SHEET2, BOOK_XML = "xl/worksheets/sheet2.xml", "xl/workbook.xml"
+DAMAGES = {  # what damages the file, the sheet it costs, what LibreOffice does, what cfxl says
+    "a broken tag": (SHEET2, lambda d: d.replace(b"<sheetData>", b"<sheetData><oops>"), "second",
+                     {}, f"LibreOffice loaded 0 of the 5 formulas its part {SHEET2} holds "
+                         "(a damaged part)"),
+    "a control character": (SHEET2, lambda d: d.replace(b"<v>3</v>", b"<v>3\x01</v>"), "second",
+                            {"A1": 1.0, "B1": 3.0, "A2": 2.0, "B2": 6.0},
+                            f"LibreOffice loaded 2 of the 5 formulas its part {SHEET2} holds "
+                            "(a damaged part)"),
+    "a missing part": (SHEET2, lambda d: None, "second", {},
+                       "the file lacks its part: LibreOffice shows it empty"),
+    "a name it refuses": (BOOK_XML, lambda d: d.replace(b'name="second"', b'name="se[c]ond"'),
+                          "se[c]ond", None, f"in the file ({SHEET2}), but LibreOffice did not "
+                                             "load it"),
+}
+
+
+@pytest.fixture(params=["uno", "convert"])
+def any_engine(request, engine, converter):
+    return {"uno": engine, "convert": converter}[request.param]
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_sheet_libreoffice_did_not_read_whole_is_named(any_engine, tmp_path, damage):
+    part, change, sheet, loaded, said = DAMAGES[damage]
+    book = any_engine.recalc(damaged(three_sheets(tmp_path / "book.xlsx"), part, change))
+    assert book.values.get(sheet) == loaded  # what LibreOffice really made of it
+    assert book.lost == {sheet: said}
+    assert book.values["third"]["A1"] == 3.0 and book.errors == []  # the rest is read
+
+
+def test_cli_exits_1_naming_the_sheet_libreoffice_did_not_read(run, tmp_path):
+    part, change, *_ = DAMAGES["a broken tag"]
+    book = damaged(three_sheets(tmp_path / "book.xlsx"), part, change)
+    result = run(book)
+    assert result.exit_code == 1
+    assert result.output.splitlines()[1:] == [
+        f"sheet 'second': LibreOffice loaded 0 of the 5 formulas its part {SHEET2} holds "
+        "(a damaged part)",
+        f"cfxl: error: {book}: 1 sheet not read whole by LibreOffice ('second')"]
+
+
+def test_every_sheet_of_a_whole_file_counts_as_read(engine, tmp_path):
+    book = engine.recalc(three_sheets(tmp_path / "book.xlsx"))
+    assert book.lost == {} and {s: len(f) for s, f in book.formulas.items()} == {
+        "first": 1, "second": 5, "third": 1}
+    block = engine.recalc(write_book(tmp_path / "calc.xlsx"))  # an array formula: 9 cells
+    assert block.lost == {} and len(block.formulas["calc"]) == len(FORMULAS) + 2 + 9  # S2, S4
+
+
+# ---------------------------------------------------------------- -o: never over a file unasked
+
+def test_an_existing_output_is_refused_before_libreoffice_starts(tmp_path, monkeypatch):
+    def no_libreoffice():
+        raise AssertionError("LibreOffice started")
+    monkeypatch.setattr(lo, "find_soffice", no_libreoffice)
+    out = tmp_path / "out.xlsx"
+    out.write_bytes(b"the user's own")
+    result = CliRunner().invoke(cli, ["recalc", str(write_book(tmp_path / "calc.xlsx")),
+                                      "-o", str(out)])
+    assert (result.exit_code, result.output) == (
+        1, f"cfxl: error: {out} exists; pass --force to overwrite it\n")
+    assert out.read_bytes() == b"the user's own"
+
+
+def test_force_replaces_the_output_whole_and_a_failure_leaves_it(run, tmp_path):
+    out = tmp_path / "out.xlsx"
+    out.write_bytes(b"the user's own")
+    with zipfile.ZipFile(tmp_path / "zip.xlsx", "w") as zf:
+        zf.writestr("hello.txt", "a zip LibreOffice cannot open")
+    failed = run(tmp_path / "zip.xlsx", "-o", out, "--force")
+    assert failed.exit_code == 1 and out.read_bytes() == b"the user's own"
+    book = write_book(tmp_path / "calc.xlsx")
+    assert run(book, "-o", out, "--force").exit_code == 0
+    assert openpyxl.load_workbook(out)["calc"]["K2"].value == FORMULAS["K2"][0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calc.xlsx", "out.xlsx", "zip.xlsx"]
+
+
+# ---------------------------------------------------------------- LibreOffice alone: no uno bridge
+
+DIGITS = 15  # what LibreOffice writes of a number into a file
+
+
+def test_the_fallback_recomputes_what_the_uno_engine_does(engine, converter, tmp_path):
+    for book in (write_book(tmp_path / "calc.xlsx", torch_values()),
+                 broken_book(tmp_path / "broken.xlsx")):
+        uno, convert = engine.recalc(book), converter.recalc(book)
+        assert (uno.via, convert.via) == ("uno", "convert")
+        assert convert.formulas == uno.formulas and convert.errors == uno.errors
+        assert list(convert.values) == list(uno.values) and convert.lost == uno.lost == {}
+        for sheet, values in uno.values.items():
+            assert convert.values[sheet].keys() == values.keys()
+            for ref, want in values.items():
+                got = convert.values[sheet][ref]
+                if isinstance(want, float):
+                    assert_close(got, want, rtol=0.5 * 10.0 ** (1 - DIGITS))
+                else:
+                    assert got == want, (sheet, ref)
+    report = verify(converter.recalc(tmp_path / "calc.xlsx"))
+    assert report.ok and report.sheets["calc"].checked == len(FORMULAS) + 9
+    with zipfile.ZipFile(tmp_path / "zip.xlsx", "w") as zf:
+        zf.writestr("hello.txt", "a zip, not a workbook")
+    with pytest.raises(CfxlError, match="zip.xlsx: LibreOffice could not open it"):
+        converter.recalc(tmp_path / "zip.xlsx")
+
+
+def test_the_fallback_recomputes_stale_cached_values(converter, tmp_path):
+    wb = openpyxl.Workbook()
+    wb.active["A1"], wb.active["B1"] = 2, "=A1*3"
+    wb.save(tmp_path / "plain.xlsx")
+    stale = damaged(tmp_path / "plain.xlsx", "xl/worksheets/sheet1.xml",
+                    lambda d: re.sub(rb"<f>A1\*3</f><v\s*/>", b"<f>A1*3</f><v>999</v>", d))
+    assert openpyxl.load_workbook(stale, data_only=True).active["B1"].value == 999
+    assert converter.recalc(stale).values["Sheet"]["B1"] == 6.0
+
+
+def test_without_uno_cfxl_recalc_converts_and_says_so(tmp_path, monkeypatch):
+    lo.find_soffice()
+    monkeypatch.setattr(lo, "uno_python", lambda soffice: None)  # LibreOffice, no python3-uno
+    assert lo.Engine().start().via == "convert"
+    book = write_book(tmp_path / "ok.xlsx", torch_values())
+    result = CliRunner().invoke(cli, ["recalc", str(book), "--verify", "-o",
+                                      str(tmp_path / "out.ods")])
+    assert result.exit_code == 0, result.output
+    assert re.fullmatch(r".*ok\.xlsx: 23 formulas in 2 sheets recomputed by LibreOffice in .* s "
+                        r"\(soffice --convert-to: values to 15 significant digits\)",
+                        result.output.splitlines()[0])
+    assert result.output.endswith(f"saved {tmp_path / 'out.ods'}\n")
+    with zipfile.ZipFile(tmp_path / "out.ods") as zf:
+        assert zf.read("mimetype") == b"application/vnd.oasis.opendocument.spreadsheet"
+    with pytest.raises(CfxlError, match="no Python here can import LibreOffice's uno bridge"):
+        lo.Engine(via="uno").start()
+
+
+def test_recalc_via_is_uno_or_convert(monkeypatch):
+    monkeypatch.setenv(lo.VIA_ENV, "excel")
+    with pytest.raises(CfxlError, match="CFXL_RECALC may be uno or convert, not 'excel'"):
+        lo.Engine()
+
+
+def test_a_slow_conversion_is_stopped_and_cleaned_up(converter, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    book = write_book(tmp_path / "calc.xlsx")
+    with lo.Engine(timeout=0.001, via="convert") as slow:
+        with pytest.raises(CfxlError, match="took more than 0.001 s on .*calc.xlsx; stopped it"):
+            slow.recalc(book)
     assert not our_processes(tmp_path) and not list(tmp_path.glob("cfxl-libreoffice-*"))

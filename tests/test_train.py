@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from cfxl.engine import checkpoint
-from cfxl.data.ratings import read_ratings
+from cfxl.data.ratings import read_ratings, split
 from cfxl.errors import CfxlError
 from cfxl.engine.trace import Recorder
+from cfxl.engine.evaluate import check_trained, mean_baseline
 from cfxl.engine.train import Config, fit, make_optimizers
 
 
@@ -141,3 +142,108 @@ def test_device_auto_is_cpu_without_a_gpu(ratings):
     assert fit(quick(device="auto", epochs=1), ratings, progress=False).device == "cpu"
     with pytest.raises(CfxlError, match="no CUDA GPU"):
         fit(quick(device="cuda", epochs=1), ratings, progress=False)
+
+
+def test_a_run_worse_than_the_mean_and_its_start_fails_saving_nothing(ratings):
+    with pytest.raises(CfxlError) as excinfo:
+        fit(quick(lr=1e6), ratings, progress=False)  # sigmoid range + Adam: finite, but wild
+    text = str(excinfo.value)
+    assert text.startswith("training diverged in epoch 1: the validation MSE ended at ")
+    assert ", more than 10% worse than both predicting the mean rating (" in text
+    assert ") and the model before training (" in text
+    assert text.endswith("; try a smaller learning rate than 1e+06 (for example --lr 100000)")
+    with pytest.raises(CfxlError, match=r"the training MSE ended at .* smaller learning rates "
+                                        r"in --schedule than 1e\+06"):
+        fit(quick(val_pct=0.0, schedule="1@0.01,1@1e6"), ratings, progress=False)
+
+
+def test_the_mean_baseline_is_the_mse_of_the_training_mean():
+    y_train, y = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([4.0, 0.0])
+    assert mean_baseline(y_train, y) == pytest.approx((2.0 ** 2 + 2.0 ** 2) / 2, rel=1e-15)
+
+
+@pytest.mark.parametrize("before, after, fails", [
+    (13.0, 1.5, False),   # the lesson's EmbeddingDot after one epoch: above the mean, far below its start
+    (1.8, 1.0, False),    # better than both
+    (1.0, 1.1, False),    # a little worse than its start, still better than the mean (1.2)
+    (1.2, 1.3, False),    # little learned from noisy ratings: within 10% of both
+    (1.8, 5.4, True),     # lr 1e6 with Adam: three times worse than both
+    (1.0, 1.33, True),    # more than 10% worse than both (1.2 * 1.1 = 1.32)
+])
+def test_only_a_run_worse_than_the_mean_and_its_start_fails(before, after, fails):
+    def check():
+        check_trained([{"val_loss": 3.0}, {"val_loss": after}], before=before, after=after,
+                      baseline=1.2, on="validation", hint="try a smaller lr")
+    if fails:
+        with pytest.raises(CfxlError, match="diverged in epoch 1: the validation MSE ended at "):
+            check()
+    else:
+        check()
+
+
+def test_the_lessons_quick_embedding_dot_passes_though_it_ends_above_the_mean():
+    """Why the check also asks for worse than the start: `cfxl demo --quick` trains EmbeddingDot
+    for one epoch per stage, from predictions near 0, and ends above the mean's MSE."""
+    from cfxl.workbooks import lesson_config
+
+    sample = read_ratings()
+    config = lesson_config("EmbeddingDot", quick=True)
+    trained = fit(config, sample, progress=False)
+    train, val = split(len(sample), config.val_pct, config.seed)
+    baseline = mean_baseline(torch.tensor(sample.rating[train]), torch.tensor(sample.rating[val]))
+    assert trained.history[-1]["val_loss"] > baseline
+
+
+def test_parameters_that_blow_up_fail_even_with_a_finite_loss(ratings):
+    class Poison:  # a recorder hook that sends one bias to infinity: sigmoid keeps the loss finite
+        def before_step(self, model, opt, loss):
+            pass
+
+        def after_step(self, model, opt):
+            with torch.no_grad():
+                model.i_bias.weight[0] = math.inf
+
+    with pytest.raises(CfxlError, match=r"^training diverged in epoch 1: parameters became "
+                                        r"infinite or NaN; try a smaller learning rate than 0.05"):
+        fit(quick(), ratings, recorder=Poison(), progress=False)
+
+
+@pytest.fixture(scope="module")
+def saved(ratings, tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "m.pt"
+    return checkpoint.save(fit(quick(epochs=1), ratings, progress=False), path)
+
+
+def damage(saved, tmp_path, change) -> str:
+    ckpt = torch.load(saved, weights_only=True)
+    change(ckpt)
+    torch.save(ckpt, tmp_path / "bad.pt")
+    with pytest.raises(CfxlError) as excinfo:
+        checkpoint.load(tmp_path / "bad.pt")
+    assert len(str(excinfo.value).splitlines()) == 1
+    return str(excinfo.value).removeprefix(f"{tmp_path / 'bad.pt'}: ")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c.pop("users"), "a damaged cfxl model file: it lacks users"),
+    (lambda c: [c.pop(k) for k in ("state_dict", "sha256")],
+     "a damaged cfxl model file: it lacks state_dict, sha256"),
+    (lambda c: c["state_dict"].update({"u_weight.weight": torch.zeros(3, 4)}),
+     "a damaged cfxl model file: u_weight.weight has shape (3, 4), but the model its config and "
+     "id maps describe (60 users, 50 movies and 4 factors) needs (60, 4)"),
+    (lambda c: c["state_dict"].pop("i_bias.weight"),
+     "a damaged cfxl model file: its weights do not fit the EmbeddingDotBias its config "
+     "describes: missing i_bias.weight"),
+    (lambda c: c["state_dict"].update({"extra": torch.zeros(1)}),
+     "a damaged cfxl model file: its weights do not fit the EmbeddingDotBias its config "
+     "describes: unknown extra"),
+    (lambda c: c["state_dict"]["u_bias.weight"].fill_(math.nan),
+     "a damaged cfxl model file: u_bias.weight holds NaN or infinite values"),
+    (lambda c: c["config"].update({"model": "svd"}),
+     "a damaged cfxl model file: unknown model 'svd'; choose one of dot, dotbias, net"),
+    (lambda c: c.update({"users": c["users"][:1] * 2}),
+     "a damaged cfxl model file (ValueError: user ids are not unique)"),
+    (lambda c: c.update({"y_range": [1.0]}), "a damaged cfxl model file: y_range holds 1 values, not 2 (lo, hi)"),
+])
+def test_a_damaged_checkpoint_is_one_line_naming_the_file(saved, tmp_path, change, message):
+    assert damage(saved, tmp_path, change) == message

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from tqdm import tqdm
 
 from cfxl.errors import CfxlError
-from cfxl.io import atomic_write
+from cfxl.io import atomic_write, ensure_folder
 
 BASE_URL = "https://files.grouplens.org/datasets/movielens"
 CHUNK = 1 << 20  # bytes per read: large enough to stream fast, small enough for a smooth bar
@@ -54,10 +54,13 @@ def download(name: str, *, cache_dir=None, base_url: str | None = None, force: b
         raise CfxlError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
     dataset = DATASETS[name]
     cache = Path(cache_dir or os.environ.get("CFXL_CACHE") or Path.home() / ".cache" / "cfxl").expanduser()
-    folder = cache / name
+    folder = ensure_folder(cache, parents=True) / name
     ratings = folder / _strip_top(dataset.ratings)
     if not force and (folder / MARKER).is_file() and ratings.is_file():
         return ratings.parent
+    if not force and folder.exists() and not (folder / MARKER).is_file():  # not cfxl's to replace
+        raise CfxlError(f"{folder} exists and cfxl did not unpack it; move it away, or pass "
+                        "--force to replace it")
     archive = cache / f"{name}.zip"  # kept: its presence means it passed the MD5 check
     url = f"{(base_url or os.environ.get('CFXL_DOWNLOAD_URL') or BASE_URL).rstrip('/')}/{name}.zip"
     if force or not archive.is_file():

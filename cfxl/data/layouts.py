@@ -1,5 +1,5 @@
 """The MovieLens file layouts: finding the ratings file (in a folder or zip), sniffing its
-layout, reading its columns with the C parser, locating bad values, and reading titles."""
+layout, reading its columns with the C parser, and locating bad values and bad bytes."""
 
 from __future__ import annotations
 
@@ -14,19 +14,17 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
-from cfxl.errors import DataError
+from cfxl.errors import DataError, printable, shown
 
 RATINGS_NAMES = ("ratings.csv", "u.data", "ratings.dat")  # searched for in this order
-TITLES_NAMES = {"csv": "movies.csv", "u.data": "u.item", "ratings.dat": "movies.dat"}  # by layout
 MOVIELENS_BOUNDS = (0.5, 5.0)  # half stars; ml-100k and ml-1m's whole stars 1-5 lie within
-U_ITEM_GENRES = ("unknown|Action|Adventure|Animation|Children's|Comedy|Crime|Documentary|Drama|Fantasy|"
-                 "Film-Noir|Horror|Musical|Mystery|Romance|Sci-Fi|Thriller|War|Western").split("|")
 GUESSES = {  # names a generic CSV may give its columns, lower-case without '_', '-' or ' '
     "user": ("userid", "user", "uid", "username", "users"),
     "item": ("movieid", "itemid", "movie", "item", "iid", "mid", "filmid", "film"),
     "rating": ("rating", "ratings", "score", "stars", "rate"),
     "timestamp": ("timestamp", "time", "ts", "unixtime")}
 CHUNK_BYTES = 1 << 25  # bytes per block when hunting for the line of a bad value: bounded memory
+OPTIONS = {role: f"--{role}-col ({role}_col)" for role in ("user", "item", "rating")}  # CLI (Python)
 
 
 @dataclass(frozen=True)
@@ -87,6 +85,9 @@ def find_ratings(path: Path) -> Source:
     wanted = ", ".join(RATINGS_NAMES)
     if not path.exists():
         raise DataError(path, "no such file or directory")
+    if path.suffix.lower() == ".pt" and path.is_file():
+        raise DataError(path, "a model file (.pt), not ratings: `cfxl export MODEL.pt` writes "
+                              "its workbook")
     if path.is_dir():
         names = [p.relative_to(path).as_posix() for name in RATINGS_NAMES for p in path.rglob(name)]
     elif zipfile.is_zipfile(path):
@@ -105,7 +106,7 @@ def find_ratings(path: Path) -> Source:
             return Source(path / found[0]) if path.is_dir() else Source(path, found[0])
     if path.is_dir():
         raise DataError(path, f"no ratings file ({wanted}) in this directory")
-    listing = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+    listing = _names(names, 8)
     raise DataError(path, f"no ratings file ({wanted}) in this zip; it holds: {listing or 'nothing'}")
 
 
@@ -115,7 +116,8 @@ def sniff(src: Source, given: dict, bounds) -> Layout:
         head = f.read(1 << 16)
     if not head.strip():
         raise DataError(src.label, "the file is empty: no ratings")
-    first = head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[0]
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    first = re.split(r"\r\n?|\n", text, maxsplit=1)[0]  # the C parser's line ends, not splitlines'
     sep = ":" if "::" in first else max(",\t;|", key=first.count) if any(c in first for c in ",\t;|") else ","
     fields = next(csv.reader([first], delimiter=sep))
     headerless = all(map(_is_number, fields))
@@ -124,8 +126,9 @@ def sniff(src: Source, given: dict, bounds) -> Layout:
     bounds = bounds or (None if kind == "generic" else MOVIELENS_BOUNDS)
     if headerless or kind == "ratings.dat":
         if any(g is not None for g in given.values()):
-            raise DataError(src.label, "this file has no header row, so columns can't be chosen by "
-                                       "name; its columns are user, item, rating[, timestamp]")
+            raise DataError(src.label, "this file has no header row, so --user-col, --item-col "
+                                       "and --rating-col (user_col, item_col, rating_col) can't "
+                                       "choose its columns; they are user, item, rating[, timestamp]")
         step = 2 if sep == ":" else 1  # '::' read as ':' leaves an empty field between values
         roles = ("user", "item", "rating", "timestamp")[:3 if kind == "generic" else 4]
         cols = dict(zip(roles, range(0, 8, step)))
@@ -153,13 +156,20 @@ def _pick_column(src: Source, fields: list[str], role: str, given) -> str | None
     if given is not None:
         found = [f for f in fields if f == given] or [f for f in fields if f.lower() == str(given).lower()]
         if not found:
-            raise DataError(src.label, f"no column {given!r} (columns: {', '.join(fields)})")
+            raise DataError(src.label, f"{OPTIONS[role]}: no column {shown(given)} (columns: "
+                                       f"{_names(fields)})")
         return found[0]
     plain = {f.lower().replace("_", "").replace("-", "").replace(" ", ""): f for f in reversed(fields)}
     found = [plain[g] for g in GUESSES[role] if g in plain]
     if found or role == "timestamp":
         return found[0] if found else None
-    raise DataError(src.label, f"no {role} column among {', '.join(fields)}; name it with {role}_col")
+    raise DataError(src.label, f"no {role} column among {_names(fields)}; name it with {OPTIONS[role]}")
+
+
+def _names(names: list[str], most: int = 10) -> str:
+    """Column or member names for a message: the first few, each escaped and cut short."""
+    cut = ", ".join(printable(n, 30) for n in names[:most])
+    return cut + (f", ... ({len(names):,} in all)" if len(names) > most else "")
 
 
 def read_columns(src: Source, layout: Layout):
@@ -177,8 +187,8 @@ def read_columns(src: Source, layout: Layout):
         if where:
             raise DataError(src.label, f"expected {where[1]} fields, saw {where[3]}", line=int(where[2])) from None
         raise DataError(src.label, f"cannot parse the file: {str(e).strip()}") from None
-    except UnicodeDecodeError as e:
-        raise DataError(src.label, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except UnicodeDecodeError:
+        raise not_utf8(src) from None
     except (ValueError, OverflowError):
         raise _locate_problem(src, layout) from None
     if len(df) == 0:
@@ -193,9 +203,10 @@ def read_columns(src: Source, layout: Layout):
 
 
 def _ids(column: pd.Series) -> np.ndarray | None:
-    """Ids as int32 (int64 if too big for it) or as str objects; None if one is missing."""
+    """Ids as int32 (int64 if too big for it) or as str objects (also whole numbers past int64,
+    which would wrap round); None if one is missing."""
     values = column.to_numpy()
-    if values.dtype.kind in "iu":
+    if values.dtype.kind in "iu" and (values.size == 0 or values.max() < 2**63):
         fits = values.size == 0 or -2**31 <= values.min() <= values.max() < 2**31
         return values.astype(np.int32 if fits else np.int64, copy=False)
     return None if column.isna().any() else values.astype(str).astype(object)
@@ -266,51 +277,37 @@ def _first_problem(chunk: pd.DataFrame, layout: Layout):
         x = pd.to_numeric(values, errors="coerce").to_numpy(np.float64)
         whole = np.isfinite(x) & (x == np.round(x))
         what = {"user": "user id", "item": "movie id"}.get(role, role)
-        if role == "rating":
+        if role == "rating":  # {q}: the value quoted, {v}: a number as written (both cut short)
             checks = [(empty, "the rating is empty"),
-                      (~empty & ~blank & np.isnan(x), "rating {!r} is not a number"),
-                      (np.isinf(x), "rating {!r} is not a finite number"),
+                      (~empty & ~blank & np.isnan(x), "rating {q} is not a number"),
+                      (np.isinf(x), "rating {q} is not a finite number"),
                       (np.isfinite(x) & ((x < lo) | (x > hi)),
-                       f"rating {{}} is outside the allowed range {lo:g} to {hi:g}")]
+                       f"rating {{v}} is outside the allowed range {lo:g} to {hi:g}")]
         elif role == "timestamp":
-            checks = [(~blank & ~whole, "timestamp {!r} is not a whole number")] if strict else []
+            checks = [(~blank & ~whole, "timestamp {q} is not a whole number")] if strict else []
         else:
             checks = [(empty, f"the {what} is empty")] + ([
-                (~empty & ~blank & ~whole, f"{what} {{!r}} is not a whole number"),
-                (whole & (np.abs(x) >= 2**31), f"{what} {{}} does not fit in 32 bits")] if strict else [])
+                (~empty & ~blank & ~whole, f"{what} {{q}} is not a whole number"),
+                (whole & (np.abs(x) >= 2**31), f"{what} {{v}} does not fit in 32 bits")] if strict else [])
         for bad, message in checks:
             rows = np.flatnonzero(bad)
             if rows.size:
-                found.append((int(rows[0]), role, message.format(values.iloc[rows[0]])))
+                value = values.iloc[rows[0]]
+                plain = value if len(value) <= 40 else shown(value)
+                found.append((int(rows[0]), role, message.format(q=shown(value), v=plain)))
     return min(found, key=lambda f: f[0]) if found else None
 
 
-def read_titles(src: Source | None) -> pd.DataFrame | None:
-    """Titles and '|'-joined genres ('' when unknown) by raw movie id: movies.csv, u.item or movies.dat."""
-    if src is None:
-        return None
-    try:
-        with src.open() as f:
-            if src.name == "movies.csv":
-                df = pd.read_csv(f, dtype={"title": str, "genres": str}, keep_default_na=False)
-                ids, titles, genres = df["movieId"], df["title"], df.get("genres", pd.Series([""] * len(df)))
-            elif src.name == "u.item":  # id|title|release|video|url|19 genre flags, latin-1
-                df = pd.read_csv(f, sep="|", header=None, encoding="latin-1", quoting=csv.QUOTE_NONE,
-                                 dtype={1: str}, keep_default_na=False)
-                flags = df.iloc[:, 1 - len(U_ITEM_GENRES):].to_numpy(bool)  # (n, 18): all but "unknown"
-                joined = np.where(flags, np.array([g + "|" for g in U_ITEM_GENRES[1:]], dtype=object), "")
-                ids, titles, genres = df[0], df[1], pd.Series(joined.sum(axis=1).astype(str)).str.rstrip("|")
-            else:  # movies.dat: MovieID::Title::Genres, latin-1; titles may hold ':'
-                lines = pd.Series(f.read().decode("latin-1").splitlines())
-                parts = lines.str.extract(r"^(\d+)::(.*)::([^:]*)$")
-                bad = np.flatnonzero(parts[0].isna() & (lines.str.strip() != ""))
-                if bad.size:
-                    raise DataError(src.label, "expected MovieID::Title::Genres", line=int(bad[0]) + 1)
-                parts = parts.dropna()
-                ids, titles, genres = parts[0].astype(np.int64), parts[1], parts[2]
-        genres = genres.replace("(no genres listed)", "")  # MovieLens' word for unknown
-        out = pd.DataFrame({"title": titles.to_numpy(), "genres": genres.to_numpy()},
-                           index=pd.Index(ids.to_numpy(np.int64), name="movieId"))
-    except (ValueError, KeyError, IndexError) as e:
-        raise DataError(src.label, f"cannot read the titles ({str(e).strip()})") from None
-    return out[~out.index.duplicated()]
+def not_utf8(src: Source) -> DataError:
+    """Where the first byte that is not UTF-8 is, by line and character (the decoder's own
+    position counts from wherever the parser's buffer began)."""
+    for line, block in _blocks(src):  # whole lines: a newline is never inside a UTF-8 character
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError as e:
+            start = block.rfind(b"\n", 0, e.start) + 1
+            at = len(block[start:e.start].decode("utf-8")) + 1
+            return DataError(src.label, f"not UTF-8 text: byte 0x{block[e.start]:02x} at character "
+                                        f"{at} ({e.reason}); save the file as UTF-8",
+                             line=line + block.count(b"\n", 0, e.start))
+    return DataError(src.label, "not UTF-8 text; save the file as UTF-8")

@@ -13,7 +13,8 @@ import pandas as pd
 
 from cfxl.errors import DataError, UnknownIdError
 
-from cfxl.data.layouts import TITLES_NAMES, find_ratings, read_columns, read_titles, sniff
+from cfxl.data.layouts import find_ratings, read_columns, sniff
+from cfxl.data.movies import TITLES_NAMES, read_titles
 
 
 
@@ -110,6 +111,7 @@ class Ratings:
     titles: pd.DataFrame | None = None  # index raw movie id; columns title, genres ('|'-joined)
     dropped_duplicates: int = 0  # repeated (user, movie) pairs: only the last rating of each is kept
     layout: str = "csv"  # "csv" (MovieLens CSV), "u.data", "ratings.dat" or "generic"
+    cut_titles: int = 0  # titles (and genres) longer than a spreadsheet cell, cut to fit
 
     def __len__(self) -> int:
         return len(self.rating)
@@ -159,6 +161,8 @@ def read_ratings(path=None, *, user_col=None, item_col=None, rating_col=None, ra
         titles = read_titles(src.sibling(TITLES_NAMES[layout.kind])) if layout.kind in TITLES_NAMES else None
     except (zipfile.BadZipFile, zlib.error, EOFError) as e:
         raise DataError(src.path, f"corrupt zip file ({e})") from None
+    except OSError as e:  # one that can't be read in a folder that can (permissions, a folder)
+        raise DataError(e.filename or src.label, f"cannot read it ({e.strerror or e})") from None
     users, user_idx = IdMap.from_values(user, "user", source=src.name)
     movies, movie_idx = IdMap.from_values(item, "movie", source=src.name)
     keep = _last_of_duplicates(user_idx, movie_idx, movies)
@@ -166,7 +170,8 @@ def read_ratings(path=None, *, user_col=None, item_col=None, rating_col=None, ra
         user_idx, movie_idx, rating = user_idx[keep], movie_idx[keep], rating[keep]
         timestamp = None if timestamp is None else timestamp[keep]
     return Ratings(Path(src.path), users, movies, user_idx, movie_idx, rating, timestamp, titles,
-                   0 if keep is None else len(keep) - int(keep.sum()), layout.kind)
+                   0 if keep is None else len(keep) - int(keep.sum()), layout.kind,
+                   0 if titles is None else titles.attrs["cut"])
 
 
 

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from cfxl.data.ratings import IdMap, Ratings, file_sha256, split
 from cfxl.errors import CfxlError
+from cfxl.engine.evaluate import check_trained, evaluate, mean_baseline
 from cfxl.engine.models import MODELS, make_model
 from cfxl.engine.optim import OPTIMIZERS, check_settings, torch_optimizer
 
@@ -191,16 +192,11 @@ def make_scheduler(config: Config, opt: torch.optim.Optimizer, n_batches: int):
                                                    len(lrs) - 1)])
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, u: torch.Tensor, m: torch.Tensor, y: torch.Tensor,
-             chunk: int = 1 << 18) -> float:
-    """Mean squared error over all given ratings, in eval mode (dropout off)."""
-    model.eval()
-    total = torch.zeros((), dtype=torch.float64, device=y.device)
-    for i in range(0, len(y), chunk):
-        diff = model(u[i:i + chunk], m[i:i + chunk]) - y[i:i + chunk]  # (chunk,)
-        total += diff.double().square().sum()
-    return float(total) / max(len(y), 1)
+def _lr_hint(c: Config) -> str:
+    """What to try when a run diverges: a smaller --lr, or smaller lrs in a staged schedule."""
+    if c.stages:
+        return f"try smaller learning rates in --schedule than {max(lr for _, lr in c.stages):g}"
+    return f"try a smaller learning rate than {c.lr:g} (for example --lr {c.lr / 10:g})"
 
 
 def _lazy_weight_decay(model: nn.Module, users: torch.Tensor, movies: torch.Tensor,
@@ -239,6 +235,9 @@ def fit(config: Config, ratings: Ratings, *, recorder=None, progress: bool | Non
     scheds = [s for s in (make_scheduler(c, o, n_batches) for o in opts) if s is not None]
     gen = torch.Generator().manual_seed(c.seed)  # batch order, the same on CPU and GPU
     history: list[dict] = []
+    # judged on the validation ratings, or on the training ratings when there are none
+    judged = (u_va, m_va, y_va) if len(y_va) else (u_tr, m_tr, y_tr)
+    before = evaluate(model, *judged)  # the untrained model: no random draws, results unchanged
 
     for epoch in range(1, c.n_epochs + 1):
         t0 = time.perf_counter()
@@ -273,7 +272,10 @@ def fit(config: Config, ratings: Ratings, *, recorder=None, progress: bool | Non
         train_loss = float(total) / n_train
         if not math.isfinite(train_loss):
             raise CfxlError(f"training diverged in epoch {epoch}: the loss became {train_loss}; "
-                            f"try a smaller learning rate than {lr:g} (for example --lr {lr / 10:g})")
+                            f"{_lr_hint(c)}")
+        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+            raise CfxlError(f"training diverged in epoch {epoch}: parameters became infinite or "
+                            f"NaN; {_lr_hint(c)}")
         val_loss = evaluate(model, u_va, m_va, y_va) if len(y_va) else float("nan")
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                         "val_rmse": math.sqrt(val_loss), "lr": lr,
@@ -281,6 +283,9 @@ def fit(config: Config, ratings: Ratings, *, recorder=None, progress: bool | Non
         if on_epoch is not None:
             on_epoch(history[-1])
 
+    after = history[-1]["val_loss"] if len(y_va) else evaluate(model, *judged)
+    check_trained(history, before=before, after=after, baseline=mean_baseline(y_tr, judged[2]),
+                  on="validation" if len(y_va) else "training", hint=_lr_hint(c))
     return Trained(model=model, config=c, users=ratings.users, movies=ratings.movies,
                    y_range=y_range, history=history, titles=ratings.titles,
                    source=str(ratings.source), sha256=file_sha256(ratings.source),

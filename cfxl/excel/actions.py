@@ -30,7 +30,7 @@ from cfxl.records.types import LineData, LineHyper, LineRecords
 from cfxl.data.ratings import read_ratings
 from cfxl.errors import CfxlError
 from cfxl.engine.train import Config, fit
-from cfxl.io import atomic_write
+from cfxl.io import atomic_write, ensure_writable
 from cfxl.proof.contract import TORCH_SHEET
 from cfxl.excel import update
 from cfxl.excel.update import FileBook
@@ -45,6 +45,7 @@ from cfxl.excel.macros import META_SHEET, RATINGS_FIRST, RATINGS_SHEET, WORKBOOK
 from cfxl.sheets.model_sheets import FIRST as MODEL_FIRST
 
 ACTIONS = ("reset", "run", "train", "refresh")
+DATA_MARK = ".cfxl"  # in <book>_data: the Train button wrote the folder, and may rewrite it
 OPTIMIZER_ACTIONS = ("reset", "run")
 
 
@@ -83,9 +84,10 @@ def check_action(action: str) -> None:
 
 
 def apply(path, action: str, sheet: str | None = None) -> Path:
-    """An action on a workbook file; without a sheet, Reset and Run act on every optimizer sheet."""
+    """An action on a workbook file; without a sheet, Reset and Run act on every optimizer sheet.
+    The file is rewritten in place: its own (a cfxl macro workbook, read_meta), and checked first."""
     check_action(action)
-    book = FileBook(path)
+    book = FileBook(ensure_writable(path, force=True, suffixes=(".xlsx", ".xlsm")))
     if sheet is None and action in OPTIMIZER_ACTIONS:
         targets = [s for s, e in read_meta(book).items() if e.get("kind") == "optimizer"]
         if not targets:
@@ -226,13 +228,19 @@ def model_file(book, values: dict | None = None) -> Path:
 
 def ratings_from_book(book) -> Path:
     """The ratings sheet (and the movies sheet's titles) as a MovieLens-layout folder beside the
-    workbook, <book>_data/ratings.csv and movies.csv, which training then reads."""
+    workbook, <book>_data/ratings.csv and movies.csv, which training then reads. A folder of that
+    name that holds them without cfxl's mark (DATA_MARK) is the user's: refused."""
     rows = book.rows(RATINGS_SHEET, RATINGS_FIRST, 3)
     if not rows:
         raise CfxlError(f"the {RATINGS_SHEET} sheet holds no ratings "
                         f"(from row {RATINGS_FIRST + 1} down)")
     folder = book.folder / f"{book.stem}_data"
+    tables = [folder / name for name in ("ratings.csv", "movies.csv")]
+    if any(t.exists() for t in tables) and not (folder / DATA_MARK).is_file():
+        raise CfxlError(f"{folder} holds ratings or movies that cfxl did not write; move them "
+                        "away: the Train button writes the ratings sheet there")
     folder.mkdir(exist_ok=True)
+    atomic_write(folder / DATA_MARK, lambda tmp: tmp.write_text("written by cfxl\n"), force=True)
     frame = pd.DataFrame(rows, columns=["userId", "movieId", "rating"])
     for col in ("userId", "movieId"):
         frame[col] = frame[col].map(_int)
@@ -248,11 +256,15 @@ def _int(v):
 
 
 def train(book):
-    """Retrain from the ratings sheet with the config sheet's settings; save; rewrite the sheets."""
+    """Retrain from the ratings sheet with the config sheet's settings; save; rewrite the sheets.
+    The model file it names is overwritten only if it is one (cfxl's own)."""
     values = settings(book)
+    target = ensure_writable(model_file(book, values), force=True, suffixes=(".pt",))
+    if target.exists() and not checkpoint.written_by_cfxl(target):
+        raise CfxlError(f"{target} exists and is not a cfxl model file; move it away, or name "
+                        "another model_file on the config sheet")
     ratings = read_ratings(ratings_from_book(book))
     trained = fit(config_from(values), ratings, progress=False)
-    target = model_file(book, values)
     checkpoint.save(trained, target, force=True)
     refresh(book, trained=trained, ratings=ratings)
     return trained

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import math
-import tempfile
 from pathlib import Path
 from unittest import mock
 
@@ -21,7 +20,7 @@ import openpyxl.cell._writer
 from openpyxl.compat import safe_string
 
 from cfxl.errors import CfxlError
-from cfxl.io import atomic_write
+from cfxl.io import atomic_write, scratch_folder
 from cfxl.sheets.book import write_book
 
 
@@ -32,7 +31,10 @@ class FileBook:
         self.path = Path(path)
         if not self.path.is_file():
             raise CfxlError(f"{self.path}: no such workbook")
-        self.wb = openpyxl.load_workbook(self.path, keep_vba=self.path.suffix.lower() == ".xlsm")
+        try:
+            self.wb = openpyxl.load_workbook(self.path, keep_vba=self.path.suffix.lower() == ".xlsm")
+        except Exception as e:  # openpyxl fails in many ways on a file that is not a workbook
+            raise CfxlError(f"{self.path}: not a workbook ({type(e).__name__})") from None
 
     @property
     def folder(self) -> Path:
@@ -177,5 +179,5 @@ def _column_runs(cells: dict[tuple[int, int], object]):
 def render(build):
     """Sheets written by cfxl's writers (build(book) fills a Book) into a scratch file, read back
     with openpyxl: the cells an action copies into the workbook it updates."""
-    with tempfile.TemporaryDirectory(prefix="cfxl-render-") as folder:
-        return openpyxl.load_workbook(write_book(Path(folder) / "rendered.xlsx", build))
+    with scratch_folder() as folder:
+        return openpyxl.load_workbook(write_book(folder / "rendered.xlsx", build, tmpdir=folder))

@@ -1,4 +1,5 @@
-"""What openpyxl does not read from a workbook's zip: its VBA, form-control buttons and images."""
+"""What openpyxl does not read from a workbook's zip: its sheets' parts and formula counts, its
+VBA, form-control buttons and images. Every part is read through cfxl.proof.package, bounded."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import posixpath
 import re
 import xml.etree.ElementTree as ET
 import zipfile
+from pathlib import Path
 
 from openpyxl.utils import get_column_letter
+
+from cfxl.proof.package import CHUNK, read_part
 
 NS = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main",
       "pr": "http://schemas.openxmlformats.org/package/2006/relationships",
@@ -22,6 +26,9 @@ VML_SHAPE = re.compile(r"<(?:\w+:)?shape\b.*?</(?:\w+:)?shape>", re.S)
 VML_TEXTBOX = re.compile(r"<(?:\w+:)?textbox\b[^>]*>(.*?)</(?:\w+:)?textbox>", re.S)
 CONTROL = re.compile(r"<(?:\w+:)?control\b([^>]*?)(?:/>|>(.*?)</(?:\w+:)?control>)", re.S)
 ATTR = re.compile(r'([\w:]+)="([^"]*)"')
+FORMULA = re.compile(rb"<f(?=[\s>/])([^>]*)>")  # <f>, <f t="shared" .../>, <f t="array" ref=..>
+ARRAY = re.compile(rb'\bt="array"')
+REF = re.compile(rb'\bref="\$?([A-Z]+)\$?(\d+)(?::\$?([A-Z]+)\$?(\d+))?"')
 MACRO = re.compile(r"^[ \t]*(?:(?:Public|Private|Friend|Static)[ \t]+)*(?:Sub|Function)[ \t]+(\w+)",
                    re.M | re.I)
 
@@ -42,17 +49,10 @@ def _cell(col: int, row: int) -> str:
     return f"{get_column_letter(col + 1)}{row + 1}"
 
 
-def _read(zf: zipfile.ZipFile, part: str) -> bytes | None:
-    try:
-        return zf.read(part)
-    except KeyError:
-        return None
-
-
 def rels(zf: zipfile.ZipFile, part: str) -> dict[str, tuple[str, str]]:
     """{relationship id: (type's last word, target part)} of a package part ('' for the root)."""
     folder, name = posixpath.split(part)
-    data = _read(zf, posixpath.join(folder, "_rels", name + ".rels"))
+    data = read_part(zf, posixpath.join(folder, "_rels", name + ".rels"))
     if data is None:
         return {}
     out = {}
@@ -74,19 +74,65 @@ def workbook_part(zf: zipfile.ZipFile) -> str:
     return next(found, "xl/workbook.xml")
 
 
-def sheet_parts(zf: zipfile.ZipFile) -> dict[str, str]:
-    """{sheet name: worksheet part}."""
+def sheet_parts(zf: zipfile.ZipFile, *, kind: str | None = None) -> dict[str, str | None]:
+    """{sheet name: its part}, in the workbook's order: every sheet with a part, or with kind
+    ("worksheet") those of that kind, None where the part the workbook names is missing."""
     book = workbook_part(zf)
     targets = rels(zf, book)
-    sheets = ET.fromstring(zf.read(book)).iterfind("m:sheets/m:sheet", NS)
-    return {s.get("name"): targets[s.get(R_ID)][1] for s in sheets if s.get(R_ID) in targets}
+    out, held = {}, set(zf.namelist())
+    for s in ET.fromstring(read_part(zf, book) or b"<m/>").iterfind("m:sheets/m:sheet", NS):
+        found, part = targets.get(s.get(R_ID), (kind, None))
+        if kind is None and part is not None:
+            out[s.get("name")] = part
+        elif kind is not None and found == kind:
+            out[s.get("name")] = part if part in held else None
+    return out
+
+
+def sheet_formulas(path: Path) -> dict[str, tuple[str | None, int]]:
+    """{worksheet: (its part or None, the formula cells the part holds)} of an .xlsx or .xlsm, by
+    a streamed count that does not parse the part (a damaged one is counted too); {} for an .ods.
+    An array formula holds each cell of its block, as LibreOffice counts them."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return {name: (part, _count_formulas(zf, part) if part else 0)
+                    for name, part in sheet_parts(zf, kind="worksheet").items()}
+    except (zipfile.BadZipFile, ET.ParseError, OSError):
+        return {}  # no OOXML workbook (an .ods), or one only LibreOffice may make sense of
+
+
+def _count_formulas(zf: zipfile.ZipFile, part: str) -> int:
+    """<f> elements, each a cell or an array formula's block; text holds no '<' (it is escaped),
+    so a chunk cut at its last '<' never splits one."""
+    count, carry = 0, b""
+    with zf.open(part) as f:
+        while True:
+            data = f.read(CHUNK)
+            text = carry + data
+            cut = text.rfind(b"<") if data else -1
+            cut = len(text) if cut == -1 else cut
+            for attributes in FORMULA.findall(text, 0, cut):
+                ref = REF.search(attributes) if ARRAY.search(attributes) else None
+                count += 1 if ref is None or ref[3] is None else (
+                    (int(ref[4]) - int(ref[2]) + 1) * (_column(ref[3]) - _column(ref[1]) + 1))
+            carry = text[cut:]
+            if not data:
+                return count
+
+
+def _column(letters: bytes) -> int:
+    """b"A" -> 1, b"AA" -> 27."""
+    n = 0
+    for ch in letters:
+        n = n * 26 + ch - 64
+    return n
 
 
 def vba_lines(zf: zipfile.ZipFile) -> list[str]:
     """'vba absent', or 'vba present' and, when oletools is installed, 'vba module NAME: macros'."""
     part = next((t for kind, t in rels(zf, workbook_part(zf)).values() if kind == "vbaProject"),
                 "xl/vbaProject.bin")
-    data = _read(zf, part)
+    data = read_part(zf, part)
     if data is None:
         return ["vba absent"]
     return ["vba present"] + [f"vba module {name}: {', '.join(macros)}"
@@ -120,7 +166,7 @@ def sheet_extras(zf: zipfile.ZipFile, part: str | None) -> tuple[list[tuple[str,
         return [], 0
     buttons, images, ctrl_props = set(), 0, {}
     for rid, (kind, target) in rels(zf, part).items():
-        data = _read(zf, target)
+        data = read_part(zf, target)
         if data is None:
             continue
         if kind == "vmlDrawing":
@@ -132,7 +178,8 @@ def sheet_extras(zf: zipfile.ZipFile, part: str | None) -> tuple[list[tuple[str,
         elif kind == "ctrlProp":
             ctrl_props[rid] = ET.fromstring(data).attrib
     if not buttons and ctrl_props:  # Excel writes VML too; ctrlProps alone come from other tools
-        buttons = _control_buttons(zf.read(part).decode("utf-8", "replace"), ctrl_props)
+        buttons = _control_buttons((read_part(zf, part) or b"").decode("utf-8", "replace"),
+                                   ctrl_props)
     return sorted(buttons), images
 
 

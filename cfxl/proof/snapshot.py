@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import io
 import json
 import re
 import zipfile
@@ -14,7 +13,7 @@ import openpyxl
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
 
-from cfxl.proof import parts
+from cfxl.proof import package, parts
 from cfxl.errors import CfxlError
 from cfxl.io import atomic_write, ensure_writable
 from cfxl.proof.snapshot_features import name_line, quote, sheet_lines
@@ -74,27 +73,30 @@ def write_snapshot(path, output, *, digits: int = 12, force: bool = False) -> Pa
 def load(path: str | Path) -> Snapshot:
     """Read a workbook or a snapshot file (told apart by content, not by name)."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CfxlError(f"{path}: no such file") from None
-    except OSError as e:
-        raise CfxlError(f"{path}: cannot read it ({e.strerror or e})") from None
-    if data.startswith(b"PK"):
-        return read_workbook(data, source=str(path))
-    if data.startswith(b"# cfxl snapshot"):
-        return parse(data.decode("utf-8"), source=str(path))
+    head = package.file_head(path)  # a folder, a missing or an encrypted file: said as such
+    if head.startswith(b"PK"):
+        return read_workbook(path, source=str(path))
+    if head.startswith(b"# cfxl snapshot"):
+        try:
+            return parse(path.read_text(encoding="utf-8"), source=str(path))
+        except UnicodeDecodeError as e:
+            raise CfxlError(f"{path}: byte {e.start:,} is not UTF-8 text") from None
     raise CfxlError(f"{path}: not a workbook (.xlsx, .xlsm) or a cfxl snapshot")
 
 
-def read_workbook(data: bytes, *, source: str = "workbook") -> Snapshot:
-    """A workbook's content from the bytes of its file."""
+def read_workbook(path: Path, *, source: str = "workbook") -> Snapshot:
+    """A workbook's content from its file, its parts checked (cfxl.proof.package) before openpyxl
+    reads any of them."""
     try:
-        wb = openpyxl.load_workbook(io.BytesIO(data))
-        zf = zipfile.ZipFile(io.BytesIO(data))
-        sheet_parts = parts.sheet_parts(zf)
-        extras = [parts.sheet_extras(zf, sheet_parts.get(ws.title)) for ws in wb.worksheets]
-        vba = parts.vba_lines(zf)
+        with zipfile.ZipFile(path) as zf:
+            package.check_parts(zf, path, source)
+            with open(path, "rb") as f:  # a file, not a name: openpyxl judges a name's suffix
+                wb = openpyxl.load_workbook(f)
+            sheet_parts = parts.sheet_parts(zf)
+            extras = [parts.sheet_extras(zf, sheet_parts.get(ws.title)) for ws in wb.worksheets]
+            vba = parts.vba_lines(zf)
+    except CfxlError:
+        raise
     except Exception as e:  # openpyxl fails in many ways on a broken or foreign zip
         raise CfxlError(f"{source}: cannot read it as a workbook ({type(e).__name__}: {e})"
                         ) from None

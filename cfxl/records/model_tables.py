@@ -7,6 +7,7 @@ gets everything it shows as plain records.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import math
 import os
@@ -62,6 +63,24 @@ def model_tables(trained: Trained, ratings: Ratings, *, date: str | None = None)
     config = _config(trained, ratings, len(val), date)
     ranked = bias_rank(movies) if "bias" in movies.columns else None
     return ModelTables(users, movies, predictions, history, config, ranked, pca(movies))
+
+
+def write_csv(table: pd.DataFrame, path) -> None:
+    """A table as a CSV file a spreadsheet may open: csv_safe, and every text cell in double
+    quotes (a title holding a carriage return stays one cell), as OWASP recommends."""
+    csv_safe(table).to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC)
+
+
+def csv_safe(table: pd.DataFrame) -> pd.DataFrame:
+    """The table for a CSV file a spreadsheet may open: text cells that begin with =, +, -, @, a
+    tab or a carriage return (which Excel would run as a formula) get a leading ', as OWASP
+    recommends for CSV injection. Only text columns: a bias of -0.3 stays a number."""
+    out = table.copy()
+    for name in out.columns:
+        if not pd.api.types.is_numeric_dtype(out[name]):
+            text = out[name].astype(str)
+            out[name] = text.where(~text.str.match(r"[=+\-@\t\r]"), "'" + text)
+    return out
 
 
 @torch.no_grad()

@@ -9,8 +9,13 @@ cfxl.proof.verify).
 
 from __future__ import annotations
 
+import gc
+import importlib.metadata
 import math
 import re
+import sys
+import traceback
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +28,8 @@ from cfxl.sheets.styles import FORMATS
 
 MAX_ROWS = 1_048_576  # Excel's sheet limit
 PRINT_ROWS = 60  # a long sheet prints (and renders to a picture) its first rows only
+MARK = "cfxl"  # a custom document property, cfxl's version: the workbook is cfxl's own
+MARKED = re.compile(rb'<property [^>]*name="cfxl"')
 
 
 # Dynamic-array and newer functions: LibreOffice 7.4 computes them differently or not at all.
@@ -54,9 +61,12 @@ class ExactWorksheet(Worksheet):
 class Book:
     """An XlsxWriter workbook plus the bookkeeping every cfxl sheet needs."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, tmpdir: Path | None = None):
+        """tmpdir: where XlsxWriter keeps its temp files as it saves (None: the temp folder)."""
         self.path = Path(path)
-        self.wb = xlsxwriter.Workbook(str(self.path), {"nan_inf_to_errors": True})
+        options = {"nan_inf_to_errors": True, "tmpdir": tmpdir and str(tmpdir)}
+        self.wb = xlsxwriter.Workbook(str(self.path), options)
+        self.wb.set_custom_property(MARK, _version())  # invisible: no cell or snapshot shows it
         self.formats = {k: self.wb.add_format(v) for k, v in FORMATS.items()}  # cfxl.sheets.styles
         self.torch: dict[str, dict[str, float]] = {}
 
@@ -141,12 +151,51 @@ class Book:
     def close(self) -> None:
         self._write_torch_sheet()
         self._page_setup()
-        self.wb.close()
+        try:
+            self.wb.close()
+        except BaseException as e:
+            _close_quietly(e)
+            raise
 
 
-def write_book(path, build) -> Path:
-    """Write the workbook at path: build(book) fills a new Book, which is then closed (saved)."""
-    book = Book(path)
+def write_book(path, build, *, tmpdir: Path | None = None) -> Path:
+    """Write the workbook at path: build(book) fills a new Book, which is then closed (saved).
+    tmpdir: where XlsxWriter keeps its temp files meanwhile (the temp folder if None)."""
+    book = Book(path, tmpdir=tmpdir)
     build(book)
     book.close()
     return book.path
+
+
+def written_by_cfxl(path) -> bool:
+    """Whether the workbook at path carries cfxl's mark (MARK): cfxl wrote it."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo("docProps/custom.xml")
+            return info.file_size < 1 << 20 and bool(MARKED.search(zf.read(info)))
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return False
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("cfxl")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _close_quietly(error: BaseException) -> None:
+    """XlsxWriter leaves its zip file open when saving fails (a full disk): closing it when it is
+    collected would fail again and print a second traceback. Free it now, silently."""
+    hook, sys.unraisablehook = sys.unraisablehook, lambda unraisable: None
+    try:
+        todo, seen = [error], set()
+        while todo:  # the error, the errors it wraps, and those raised while handling them
+            e = todo.pop()
+            if e is not None and id(e) not in seen:
+                seen.add(id(e))
+                traceback.clear_frames(e.__traceback__)
+                todo += [e.__context__, e.__cause__]
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook

@@ -26,7 +26,7 @@ from cfxl.errors import CfxlError
 from cfxl.records.types import SLICE_OPTIMIZERS, CFStepRecords, OptSteps
 from cfxl.sheets.book import MAX_ROWS, Book
 from cfxl.sheets.gradients import write_gradients_sheet
-from cfxl.sheets.grid import write_id
+from cfxl.sheets.table import write_id
 from cfxl.sheets.refs import cell
 from cfxl.sheets.rules import RULES, SHARED, render
 

@@ -17,6 +17,7 @@ import numpy as np
 from cfxl.records.types import SLICE_PARAMS, LessonRecords, Slice
 from cfxl.sheets.book import Book
 from cfxl.sheets.refs import area, cell
+from cfxl.sheets.table import write_id  # the one id writer, shared with the value tables
 
 TITLE_ROW_HEIGHT = 60  # points: a wrapped 8 pt title of about 45 characters in a 10-wide column
 
@@ -116,14 +117,6 @@ class Frame(GridLayout):
 def params_of(obj, prefix: str = "") -> dict[str, np.ndarray]:
     """Something's u_weight, i_weight, u_bias and i_bias (or d_u_weight, ... with prefix 'd_')."""
     return {p: getattr(obj, prefix + p) for p in SLICE_PARAMS}
-
-
-def write_id(book: Book, ws, row: int, col: int, raw_id, fmt: str = "id") -> None:
-    """A raw user or movie id: a number when it is one, else text (never a formula)."""
-    if isinstance(raw_id, (int, float, np.integer, np.floating)):
-        book.number(ws, row, col, raw_id, fmt)
-    else:
-        book.text(ws, row, col, raw_id, fmt)
 
 
 def write_grid_ids(book: Book, ws, L: GridLayout, s: Slice, head_row: int) -> None:

@@ -73,6 +73,10 @@ def write_grid_sheet(book: Book, rec: LessonRecords, name: str, g: GridRecords) 
     write_grid_ids(book, ws, L, rec.slice, L.err_head_row)
 
     unrated = np.isnan(rec.slice.ratings)  # the formulas give "" there: not in the loss
+    # what each value cancels (cfxl.proof.verify's scale): a dot product its terms (the bias
+    # sheet's sigmoid damps them), an error its rating and prediction
+    terms = None if bias else np.abs(g.u_weight) @ np.abs(g.i_weight).T  # (U, M)
+    operands = np.abs(rec.slice.ratings) + np.abs(g.pred)  # (U, M)
     for i in range(U):
         pr, er = L.pred_row + i, L.err_row + i
         for j in range(M):
@@ -80,8 +84,10 @@ def write_grid_sheet(book: Book, rec: LessonRecords, name: str, g: GridRecords) 
             rating = cell(L.rating_row + i, c)
             pred = prediction_formula(L, i, j, (lo, hi) if bias else None)
             err = f'=IF({rating}="","",{rating}-{cell(pr, c)})'
-            formula_or_blank(book, ws, pr, c, pred, np.nan if unrated[i, j] else g.pred[i, j])
-            formula_or_blank(book, ws, er, c, err, np.nan if unrated[i, j] else g.err[i, j])
+            formula_or_blank(book, ws, pr, c, pred, np.nan if unrated[i, j] else g.pred[i, j],
+                             scale=None if bias else terms[i, j])
+            formula_or_blank(book, ws, er, c, err, np.nan if unrated[i, j] else g.err[i, j],
+                             scale=operands[i, j])
     rating_scale(ws, area(L.pred_row, gc, L.pred_row + U - 1, L.last_col), rec.slice.y_range)
     ws.conditional_format(area(L.err_row, gc, L.err_row + U - 1, L.last_col),
                           {"type": "3_color_scale", "min_color": "#5B9BD5", "mid_type": "num",

@@ -76,16 +76,21 @@ def write_ratings(book: Book, ws, rec: LessonRecords, c0: int) -> None:
 
 
 def write_fit(book: Book, ws, rec: LessonRecords, c0: int, rating_col: int, prediction,
-              pred: np.ndarray, sq_err: np.ndarray, rmse: float) -> None:
-    """Columns c0.. : the prediction (prediction(row) is its formula), the squared error, and the
-    RMSE with torch's beside it (in row 4, as the lesson's AA3)."""
+              pred: np.ndarray, sq_err: np.ndarray, rmse: float,
+              pred_scale: np.ndarray | None = None) -> None:
+    """Columns c0.. : the prediction (prediction(row) its formula, pred_scale the size of the
+    terms it sums), the squared error, and the RMSE with torch's beside it (row 4: AA3's place)."""
     for d, label in ((0, "prediction"), (1, "error^2"), (3, "RMSE"), (4, "torch")):
         book.text(ws, HEAD_ROW, c0 + d, label, "head")
     last = FIRST + len(pred) - 1
+    y = rec.slice.long_ratings  # (rating - prediction)^2 carries the rounding of the difference
+    sq_scale = 2 * np.abs(y - pred) * (np.abs(y) + np.abs(pred))  # (n,)
     for n in range(len(pred)):
         r = FIRST + n
-        book.formula(ws, r, c0, prediction(r), pred[n])
-        book.formula(ws, r, c0 + 1, f"=({cell(r, rating_col)}-{cell(r, c0)})^2", sq_err[n])
+        book.formula(ws, r, c0, prediction(r), pred[n],
+                     scale=None if pred_scale is None else pred_scale[n])
+        book.formula(ws, r, c0 + 1, f"=({cell(r, rating_col)}-{cell(r, c0)})^2", sq_err[n],
+                     scale=sq_scale[n])
     rating_scale(ws, area(FIRST, c0, last, c0), rec.slice.y_range)
     book.formula(ws, FIRST, c0 + 3, f"=SQRT(AVERAGE({area(FIRST, c0 + 1, last, c0 + 1)}))", rmse,
                  "loss")
@@ -117,6 +122,11 @@ def write_lookup(book: Book, ws, rec: LessonRecords, c0: int, id_col: int, ids: 
     ws.set_column(c0 + 1, c0 + k, 8)
 
 
+def _dot_terms(g) -> np.ndarray:
+    """(n,) the size of the terms each dot-product prediction sums, sum |user_f * movie_f|."""
+    return (np.abs(g.user_emb) * np.abs(g.movie_emb)).sum(1)
+
+
 def _dot_sheet(book: Book, rec: LessonRecords, name: str, note: str) -> tuple[object, Tables, int]:
     """A long sheet of the dotprod model: its note (how torch trained it, then note), its
     embedding tables with the titles and the ratings; returns the sheet, the tables and the
@@ -139,7 +149,7 @@ def write_emb_sheet(book: Book, rec: LessonRecords) -> None:
     write_lookup(book, ws, rec, mc, c0 + 1, t.movie_ids, t.movies, g.movie_emb, rec.slice.cols, "movie")
     write_fit(book, ws, rec, mc + 1 + k, c0 + 2,
               lambda r: f"=SUMPRODUCT({area(r, uc + 1, r, uc + k)},{area(r, mc + 1, r, mc + k)})",
-              g.pred, g.sq_err, g.rmse)
+              g.pred, g.sq_err, g.rmse, _dot_terms(g))
 
 
 def write_onehot_sheet(book: Book, rec: LessonRecords) -> None:
@@ -182,7 +192,7 @@ def write_onehot_sheet(book: Book, rec: LessonRecords) -> None:
     write_fit(book, ws, rec, col, c0 + 2,
               lambda r: f"=SUMPRODUCT({area(r, acts[0], r, acts[0] + k - 1)},"
                         f"{area(r, acts[1], r, acts[1] + k - 1)})",
-              g.pred, g.sq_err, g.rmse)
+              g.pred, g.sq_err, g.rmse, _dot_terms(g))
 
 
 def write_net_sheet(book: Book, rec: LessonRecords) -> None:
@@ -208,6 +218,9 @@ def write_net_sheet(book: Book, rec: LessonRecords) -> None:
         book.text(ws, HEAD_ROW, xc + f, _x_name(f, k), "head")
     for h in range(nh):
         book.text(ws, HEAD_ROW, hc + h, f"h{h + 1}", "head")
+    # what each sum cancels (cfxl.proof.verify's scale): a unit near zero keeps few digits
+    hidden_terms = np.abs(g.x) @ np.abs(g.lin1_weight).T + np.abs(g.lin1_bias)  # (n, nh)
+    z_terms = np.abs(g.hidden) @ np.abs(g.lin2_weight) + abs(g.lin2_bias)  # (n,)
     for n in range(len(rec.slice.rows)):
         r = FIRST + n
         for c, id_col, ids, pos in ((uc, c0, t.user_ids, rec.slice.rows), (mc, c0 + 1, t.movie_ids, rec.slice.cols)):
@@ -220,9 +233,9 @@ def write_net_sheet(book: Book, rec: LessonRecords) -> None:
         x = area(r, xc, r, xc + 2 * k - 1, absolute="c")
         for h in range(nh):
             book.formula(ws, r, hc + h, f"=MAX(0,SUMPRODUCT({x},{w.lin1_rows[h]})+{w.lin1_bias[h]})",
-                         g.hidden[n, h])
+                         g.hidden[n, h], scale=hidden_terms[n, h])
         book.formula(ws, r, zc, f"=SUMPRODUCT({area(r, hc, r, hc + nh - 1)},{w.lin2})+{w.lin2_bias}",
-                     g.z[n])
+                     g.z[n], scale=z_terms[n])
     write_fit(book, ws, rec, zc + 1, c0 + 2,
               lambda r: f"=1/(1+EXP(-{cell(r, zc)}))*({w.hi}-{w.lo})+{w.lo}",
               g.pred, g.sq_err, g.rmse)

@@ -3,6 +3,10 @@
 A table's columns are written in runs: consecutive numeric columns with one number format go
 out with one `write_row` per row (no per-cell format lookups), and every text column goes
 through `Book.text`, so a title like '=cmd|...' or '+1' stays a string.
+
+Ids are numbers only while a spreadsheet shows them exactly: Excel keeps 15 significant digits
+(and a double holds every integer only up to 2**53), so a longer id is written as its digits in
+text, here and on every other sheet (`write_id`), so that MATCH finds text in text.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import pandas as pd
 
 from cfxl.sheets.book import Book
 
+EXACT_IDS = 10 ** 15  # ids below this in size have at most 15 digits: numbers in any spreadsheet
 SCALE = {"type": "3_color_scale", "min_color": "#F8696B", "mid_type": "num", "mid_value": 0,
          "mid_color": "#FFFFFF", "max_color": "#63BE7B"}  # red below 0, green above, white at 0
 
@@ -28,6 +33,23 @@ class Column:
     width: float = 10
 
 
+def id_as_text(raw_id) -> bool:
+    """Whether a raw user or movie id is written as text: a string, or an integer of 16 digits
+    or more (which Excel would round to 15)."""
+    if isinstance(raw_id, (int, np.integer)) and not isinstance(raw_id, bool):
+        return abs(int(raw_id)) >= EXACT_IDS
+    return not isinstance(raw_id, (float, np.floating))
+
+
+def write_id(book: Book, ws, row: int, col: int, raw_id, fmt: str | None = "id") -> None:
+    """A raw user or movie id: a number when a spreadsheet holds it exactly, else its text
+    (never a formula); every id cell goes through here, so both sides of a lookup agree."""
+    if id_as_text(raw_id):
+        book.text(ws, row, col, raw_id if isinstance(raw_id, str) else str(int(raw_id)), fmt)
+    else:
+        book.number(ws, row, col, raw_id, fmt)
+
+
 def header(book: Book, ws, row: int, col: int, names) -> None:
     for j, name in enumerate(names):
         book.text(ws, row, col + j, name, "head")
@@ -38,7 +60,8 @@ def write_table(book: Book, ws, table: pd.DataFrame, columns: dict[str, Column],
     """Write the header at `row` and the table's rows below it; returns the row after the last.
 
     `columns` names the columns to write, in order. Numeric columns are numbers (NaN is left
-    blank), object columns are text.
+    blank), object columns are text, and an integer column with ids too long for a number
+    (`id_as_text`) goes cell by cell through `write_id`.
     """
     names = list(columns)
     header(book, ws, row, col, names)
@@ -47,10 +70,13 @@ def write_table(book: Book, ws, table: pd.DataFrame, columns: dict[str, Column],
             ws.set_column(col + j, col + j, columns[name].width)
     first = row + 1
     with paused_gc():
-        for c, is_text, f, rows in _runs(table, columns):
-            if is_text:
+        for c, kind, f, rows in _runs(table, columns):
+            if kind == "text":
                 for i, (value,) in enumerate(rows):
                     book.text(ws, first + i, col + c, value, f)
+            elif kind == "ids":
+                for i, (value,) in enumerate(rows):
+                    write_id(book, ws, first + i, col + c, value, f)
             else:
                 cell_format = book.fmt(f)
                 for i, values in enumerate(rows):
@@ -71,26 +97,38 @@ def paused_gc():
             gc.enable()
 
 
+def _kind(column: pd.Series) -> str:
+    """How a column is written: text, ids (integers, some too long for a number) or number."""
+    dtype = column.dtype
+    if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+        return "text"
+    if dtype.kind in "iu" and len(column):
+        if max(abs(int(column.min())), abs(int(column.max()))) >= EXACT_IDS:
+            return "ids"
+    return "number"
+
+
 def _runs(table: pd.DataFrame, columns: dict[str, Column]):
-    """(first column, is_text, format, row lists) for one text column, or for consecutive numeric
-    columns sharing a format (written a whole run per call)."""
-    runs: list[tuple[int, bool, str | None, list[str]]] = []
+    """(first column, kind, format, row lists) for one text or ids column (see _kind), or for
+    consecutive numeric columns sharing a format (written a whole run per call)."""
+    runs: list[tuple[int, str, str | None, list[str]]] = []
     for j, name in enumerate(columns):
-        dtype = table[name].dtype
-        is_text = not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
-        if runs and not is_text and not runs[-1][1] and runs[-1][2] == columns[name].fmt:
+        kind = _kind(table[name])
+        if runs and kind == runs[-1][1] == "number" and runs[-1][2] == columns[name].fmt:
             runs[-1][3].append(name)
         else:
-            runs.append((j, is_text, columns[name].fmt, [name]))
-    for j, is_text, f, names in runs:
-        if is_text:
+            runs.append((j, kind, columns[name].fmt, [name]))
+    for j, kind, f, names in runs:
+        if kind == "ids":
+            rows = [[v] for v in table[names[0]].tolist()]  # python ints, exact
+        elif kind == "text":
             rows = table[names].astype(str).to_numpy().tolist()
         else:
             block = table[names].to_numpy(dtype=np.float64)  # (n, len(names))
             missing = np.isnan(block)
             # lists of Python floats: XlsxWriter dispatches on the exact type, fastest for float
             rows = np.where(missing, None, block).tolist() if missing.any() else block.tolist()
-        yield j, is_text, f, rows
+        yield j, kind, f, rows
 
 
 def colour_scale(ws, first_row: int, last_row: int, col: int) -> None:
