@@ -7,6 +7,16 @@ class CfxlError(Exception):
     """A user mistake or bad input; the message says what is wrong and where."""
 
 
+OPTIONS = {"n_factors": "--factors", "weight_decay": "--wd"}  # fields whose option is named otherwise
+
+
+def option(name: str) -> str:
+    """A setting as the user typed it on the command line, with the library's name beside it
+    where the two differ: '--epochs', '--slice-users (slice_users)', '--factors (n_factors)'."""
+    typed = OPTIONS.get(name, "--" + name.replace("_", "-"))
+    return typed if typed == f"--{name}" else f"{typed} ({name})"
+
+
 class DataError(CfxlError):
     """Bad ratings data, located by file and, where known, line and column."""
 

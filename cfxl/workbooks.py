@@ -16,7 +16,7 @@ from cfxl.data.ratings import Ratings, file_sha256, read_ratings
 from cfxl.engine import checkpoint
 from cfxl.engine.optim import check_settings
 from cfxl.engine.train import Config, Trained, fit, resolve_device
-from cfxl.errors import CfxlError
+from cfxl.errors import CfxlError, option
 from cfxl.io import atomic_write, ensure_folder, ensure_writable, scratch_folder, together
 from cfxl.records.lesson import lesson_records
 from cfxl.records.model_tables import model_tables, write_csv
@@ -33,7 +33,7 @@ def check_counts(**counts: int) -> None:
     """Counts a user types (steps, factors, slice sizes): each at least 1."""
     for name, n in counts.items():
         if n < 1:
-            raise CfxlError(f"{name} must be at least 1, not {n}")
+            raise CfxlError(f"{option(name)} must be at least 1, not {n}")
 
 
 @dataclass(frozen=True)

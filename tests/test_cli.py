@@ -182,22 +182,22 @@ def no_work(monkeypatch):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["graddesc", "--steps", 0], "steps must be at least 1, not 0"),
-    (["export", "--slice-users", 0], "slice_users must be at least 1, not 0"),
-    (["export", "--slice-movies", -2], "slice_movies must be at least 1, not -2"),
-    (["export", "--slice-factors", 0], "slice_factors must be at least 1, not 0"),
+    (["graddesc", "--steps", 0], "--steps must be at least 1, not 0"),
+    (["export", "--slice-users", 0], "--slice-users (slice_users) must be at least 1, not 0"),
+    (["export", "--slice-movies", -2], "--slice-movies (slice_movies) must be at least 1, not -2"),
+    (["export", "--slice-factors", 0], "--slice-factors (slice_factors) must be at least 1, not 0"),
     (["export", "--betas", "1.5,0.999"], "betas must each be in [0, 1), not 1.5,0.999"),
     (["export", "--momentum", -1], "momentum must be a number >= 0, not -1.0"),
-    (["export", "--wd", -0.1], "weight_decay must be a number >= 0, not -0.1"),
+    (["export", "--wd", -0.1], "--wd (weight_decay) must be a number >= 0, not -0.1"),
     (["export", "--eps", -1], "eps must be a positive number, not -1.0"),
     (["export", "--device", "banana"],
      "device must be auto, cpu, cuda, cuda:N or mps, not 'banana'"),
-    (["export", "--epochs", 0], "epochs must be at least 1, not 0"),
-    (["unroll", "--steps", 0], "steps must be at least 1, not 0"),
-    (["unroll", "--factors", 0], "factors must be at least 1, not 0"),
+    (["export", "--epochs", 0], "--epochs must be at least 1, not 0"),
+    (["unroll", "--steps", 0], "--steps must be at least 1, not 0"),
+    (["unroll", "--factors", 0], "--factors must be at least 1, not 0"),
     (["unroll", "--lr", 0], "lr must be a positive number, not 0.0"),
     (["unroll", "--betas", "0.9,1"], "betas must each be in [0, 1), not 0.9,1.0"),
-    (["unroll", "--wd", -1], "weight_decay must be a number >= 0, not -1.0"),
+    (["unroll", "--wd", -1], "--wd (weight_decay) must be a number >= 0, not -1.0"),
 ])
 def test_settings_are_checked_before_any_work(no_work, tmp_path, args, message):
     result = CliRunner().invoke(cli, [str(a) for a in args] + ["-o", str(tmp_path / "b.xlsx")])

@@ -127,7 +127,8 @@ def test_schedules_follow_torch(ratings):
     (dict(opt="lbfgs"), "unknown optimizer 'lbfgs'"),
     (dict(opt="rmsprop", sparse=True), "with --sparse"),
     (dict(schedule="3@fast"), "bad schedule"),
-    (dict(bs=0), "bs must be at least 1"),
+    (dict(bs=0), "--bs must be at least 1"),
+    (dict(n_factors=0), r"--factors \(n_factors\) must be at least 1"),
     (dict(lr=-1.0), "lr must be a positive number"),
     (dict(val_pct=1.5), "val_pct"),
 ])

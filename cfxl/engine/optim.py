@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from cfxl.errors import CfxlError
+from cfxl.errors import CfxlError, option
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop", "adagrad")
 
@@ -25,7 +25,7 @@ def check_settings(*, lr: float | None, momentum: float, betas: tuple[float, flo
     if not (eps > 0 and math.isfinite(eps)):
         raise CfxlError(f"eps must be a positive number, not {eps}")
     if not (weight_decay >= 0 and math.isfinite(weight_decay)):
-        raise CfxlError(f"weight_decay must be a number >= 0, not {weight_decay}")
+        raise CfxlError(f"{option('weight_decay')} must be a number >= 0, not {weight_decay}")
 
 
 def torch_optimizer(opt: str, params, *, lr: float, momentum: float = 0.9, alpha: float = 0.99,

@@ -18,7 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from cfxl.data.ratings import IdMap, Ratings, file_sha256, split
-from cfxl.errors import CfxlError
+from cfxl.errors import CfxlError, option
 from cfxl.engine.evaluate import check_trained, evaluate, mean_baseline
 from cfxl.engine.models import MODELS, make_model
 from cfxl.engine.optim import OPTIMIZERS, check_settings, torch_optimizer
@@ -65,9 +65,9 @@ class Config:
             raise CfxlError(f"dtype must be float32 or float64, not {self.dtype!r}")
         for name in ("n_factors", "epochs", "bs", "cycle_len", "cycle_mult"):
             if getattr(self, name) < 1:
-                raise CfxlError(f"{name} must be at least 1, not {getattr(self, name)}")
+                raise CfxlError(f"{option(name)} must be at least 1, not {getattr(self, name)}")
         if not 0 <= self.val_pct < 1:
-            raise CfxlError(f"val_pct must be in [0, 1), not {self.val_pct}")
+            raise CfxlError(f"{option('val_pct')} must be in [0, 1), not {self.val_pct}")
         check_settings(lr=self.lr, momentum=self.momentum, betas=self.betas, eps=self.eps,
                        weight_decay=self.weight_decay)
         if not DEVICES.fullmatch(self.device):
