@@ -99,13 +99,15 @@ def write(path: Path, rec, *, proof: bool = True, stock_formulas: bool = False) 
 def breakdown(path: Path) -> dict:
     """LibreOffice's time on one workbook, split into loading, recomputing and reading back."""
     import cfxl
-    from cfxl.proof.recalc import PROFILE, find_soffice, find_uno_python
+    from cfxl.proof.office import PROFILE, find_soffice
+    from cfxl.proof.recalc import find_uno_python
 
     python = find_uno_python(find_soffice())
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "user").mkdir()
         (Path(tmp) / "user" / "registrymodifications.xcu").write_text(PROFILE)
-        done = subprocess.run([python, "-c", BREAKDOWN, str(Path(cfxl.__file__).parent), tmp,
+        worker_dir = str(Path(cfxl.__file__).parent / "proof")  # where _uno_worker.py is
+        done = subprocess.run([python, "-c", BREAKDOWN, worker_dir, tmp,
                                f"bench{time.monotonic_ns()}", str(path)],
                               capture_output=True, text=True, timeout=600, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -95,6 +95,34 @@ def recomputed(book, engine):
     return recalc(book, engine=engine)
 
 
+@pytest.fixture
+def no_work(monkeypatch):
+    """Reading ratings or training fails the test: a mistake must be told before any work."""
+    def work(*args, **kwargs):
+        raise AssertionError("data was read or a model trained before the mistake was told")
+    for target in ("cfxl.data.ratings.read_ratings", "cfxl.workbooks.read_ratings",
+                   "cfxl.workbooks.fit", "cfxl.engine.checkpoint.load"):
+        monkeypatch.setattr(target, work)
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """read_only(folder): the folder refuses writing (mode 555), also where the tests run as
+    root, who may write anywhere: os.access then answers for it as for another user."""
+    changed = []
+
+    def make(folder):
+        folder = Path(folder)
+        folder.chmod(0o555)
+        changed.append(folder)
+        access = os.access
+        monkeypatch.setattr(os, "access", lambda path, mode: access(path, mode) and not (
+            Path(path) == folder and mode & os.W_OK))
+    yield make
+    for folder in changed:
+        folder.chmod(0o755)
+
+
 def pytest_addoption(parser):
     parser.addoption("--update-snapshots", action="store_true",
                      help="Rewrite the golden workbook snapshots in tests/snapshots/.")

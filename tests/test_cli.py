@@ -171,16 +171,6 @@ def test_graddesc_writes_the_optimizer_workbook(tmp_path):
     assert bad.exit_code == 1 and "999999" in bad.output
 
 
-@pytest.fixture
-def no_work(monkeypatch):
-    """Reading ratings or training fails the test: a mistake must be told before any work."""
-    def work(*args, **kwargs):
-        raise AssertionError("data was read or a model trained before the mistake was told")
-    for target in ("cfxl.data.ratings.read_ratings", "cfxl.workbooks.read_ratings",
-                   "cfxl.workbooks.fit", "cfxl.engine.checkpoint.load"):
-        monkeypatch.setattr(target, work)
-
-
 @pytest.mark.parametrize("args, message", [
     (["graddesc", "--steps", 0], "--steps must be at least 1, not 0"),
     (["export", "--slice-users", 0], "--slice-users (slice_users) must be at least 1, not 0"),

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
 import pytest
 import xlsxwriter.exceptions
@@ -37,12 +36,10 @@ def test_what_cannot_be_written_is_named(tmp_path, name, message):
     assert str(err.value) == message.format(tmp=tmp_path)
 
 
-def test_a_read_only_folder_is_named(tmp_path, monkeypatch):
+def test_a_read_only_folder_is_named(tmp_path, read_only):
     folder = tmp_path / "ro"
     folder.mkdir()
-    folder.chmod(0o555)
-    if os.access(folder, os.W_OK):  # root may write anywhere: say the folder refuses as others see it
-        monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != folder)
+    read_only(folder)
     with pytest.raises(CfxlError, match=f"^{folder}: folder is not writable$"):
         ensure_writable(folder / "b.xlsx")
 

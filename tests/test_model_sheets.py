@@ -96,7 +96,7 @@ def test_predictions_are_the_models_for_the_validation_set(book, trained, tiny):
     assert np.array_equal(sheet["actual"], tiny.rating[val])
     np.testing.assert_allclose(sheet["predicted"], trained.predict(sheet["userId"], sheet["movieId"]),
                                rtol=1e-6, atol=0)
-    np.testing.assert_allclose(sheet["error"], sheet["predicted"] - sheet["actual"], atol=1e-12)
+    np.testing.assert_array_equal(sheet["error"], sheet["predicted"] - sheet["actual"])
     assert sheet["title"].tolist() == [tiny.title(m) for m in sheet["movieId"]]
 
 

@@ -34,22 +34,6 @@ def tree(folder: Path) -> dict[str, bytes | None]:
             for p in sorted(folder.rglob("*"))}
 
 
-def read_only(folder: Path):
-    """os.access as a user sees a read-only folder: root may write anywhere."""
-    access = os.access
-    return lambda path, mode: access(path, mode) and not (Path(path) == folder and mode & os.W_OK)
-
-
-@pytest.fixture
-def no_work(monkeypatch):
-    """Reading ratings or training fails the test: a mistake must be told before any work."""
-    def work(*args, **kwargs):
-        raise AssertionError("data was read or a model trained before the mistake was told")
-    for target in ("cfxl.data.ratings.read_ratings", "cfxl.workbooks.read_ratings",
-                   "cfxl.workbooks.fit", "cfxl.engine.checkpoint.load"):
-        monkeypatch.setattr(target, work)
-
-
 @pytest.fixture(scope="module")
 def book(tmp_path_factory):
     """A small workbook cfxl wrote, to take a snapshot of, outside the folders tests look at."""
@@ -129,15 +113,10 @@ def test_a_missing_folder_is_refused(no_work, place, book, name):
 
 
 @pytest.mark.parametrize("name", WRITERS)
-def test_a_read_only_folder_is_refused(no_work, place, book, name, monkeypatch):
+def test_a_read_only_folder_is_refused(no_work, place, book, name, read_only):
     _, output, _ = WRITERS[name]
-    place.chmod(0o555)
-    if os.access(place, os.W_OK):  # root writes anywhere: the folder refuses as others see it
-        monkeypatch.setattr(os, "access", read_only(place))
-    try:
-        result = run(*writer_args(name, place, output, book))
-    finally:
-        place.chmod(0o755)
+    read_only(place)
+    result = run(*writer_args(name, place, output, book))
     assert (result.exit_code, result.output) == (1, f"cfxl: error: {place}: folder is not "
                                                     "writable\n")
     assert tree(place) == {}
@@ -223,11 +202,11 @@ def test_press_names_what_it_cannot_rewrite(place, book, message):
     assert tree(place) == before
 
 
-def test_press_checks_its_folder_before_any_work(collab_xlsm, place, monkeypatch):
+def test_press_checks_its_folder_before_any_work(collab_xlsm, place, monkeypatch, read_only):
     book = place / "c.xlsm"
     book.write_bytes(collab_xlsm.read_bytes())
     monkeypatch.setattr("cfxl.excel.actions.fit", lambda *a, **k: pytest.fail("trained"))
-    monkeypatch.setattr(os, "access", read_only(place))
+    read_only(place)
     result = run("press", book, "train")
     assert (result.exit_code, result.output) == (1, f"cfxl: error: {place}: folder is not "
                                                     "writable\n")
@@ -283,12 +262,12 @@ def served(tmp_path, monkeypatch, ml_zip):
              "pass --force to replace it"),
 ])
 def test_download_checks_its_cache_before_downloading(served, tmp_path, monkeypatch, cache,
-                                                      message):
+                                                      message, read_only):
     (tmp_path / "f").write_text("mine")
     (tmp_path / "ro").mkdir()
     (tmp_path / "mine" / "ml-latest-small").mkdir(parents=True)
     (tmp_path / "mine" / "ml-latest-small" / "notes.txt").write_text("mine")
-    monkeypatch.setattr(os, "access", read_only(tmp_path / "ro"))
+    read_only(tmp_path / "ro")
     monkeypatch.setattr("cfxl.data.download._fetch", lambda *a: pytest.fail("downloaded"))
     before = tree(tmp_path)
     result = run("data", "download", "ml-latest-small", "--cache-dir", tmp_path / cache)

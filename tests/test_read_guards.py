@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from test_data import read_error
 
 import cfxl
 from cfxl.data import layouts
@@ -17,14 +18,6 @@ HEADER = "userId,movieId,rating,timestamp\n"
 CSV = HEADER + "15,302,3.0,881250949\n7,242,5.0,875747190\n15,242,4.0,883603013\n"
 MOVIES_CSV = ('movieId,title,genres\n302,"Café, The (1997)",Crime|Film-Noir\n242,Kolya (1996),Comedy\n'
               "51,Legends (1994),(no genres listed)\n")
-
-
-def read_error(tmp_path, ml_files, name, content, **options) -> DataError:
-    ml_files(tmp_path, {name: content})
-    with pytest.raises(DataError) as excinfo:
-        read_ratings(tmp_path / name, **options)
-    assert "\n" not in str(excinfo.value)
-    return excinfo.value
 
 
 def message(excinfo) -> str:

@@ -33,7 +33,6 @@ from cfxl.io import atomic_write, ensure_writable
 from cfxl.proof import package, parts
 from cfxl.proof.convert import recalc_by_conversion
 from cfxl.proof.office import HEADLESS, INSTALL, find_soffice, kill, make_profile, profile_option
-from cfxl.proof.office import PROFILE  # noqa: F401 (scripts that run soffice read it here)
 
 FILTERS = {".xlsx": "Calc MS Excel 2007 XML", ".xlsm": "Calc MS Excel 2007 VBA XML",
            ".ods": "calc8"}
