@@ -23,6 +23,7 @@ WORKBOOK_MODEL = "EmbeddingDotBias"  # the model behind the collab workbook's wh
 # The lesson's "subset for Excel": the most active users against the most rated movies.
 SLICE_USERS, SLICE_MOVIES = 15, 15  # the lesson's crosstab is 15 x 15
 LESSON_FACTORS = 5                  # the lesson's sheets show 5 factors
+SLICE_VALID_PCT = 0.2               # of the slice's ratings held out, as fastai's valid_pct
 
 # The lesson sheets' small models: full-batch Adam on the slice's ratings, in float64.
 LESSON_STEPS = 300  # the slice's 210 ratings converge in well under a second

@@ -20,7 +20,8 @@ from cfxl.errors import CfxlError, option
 from cfxl.io import atomic_write, ensure_folder, ensure_writable, scratch_folder, together
 from cfxl.records.lesson import lesson_records
 from cfxl.records.model_tables import model_tables, write_csv
-from cfxl.records.types import ModelTables, UnrolledHyper
+from cfxl.records.types.tables import ModelTables
+from cfxl.records.types.unrolled import UnrolledHyper
 from cfxl.sheets.book import write_book, written_by_cfxl
 from cfxl.sheets.lesson import write_lesson_sheets
 from cfxl.sheets.model_sheets import CSV_TABLES, write_model_sheets

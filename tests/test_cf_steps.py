@@ -14,7 +14,7 @@ from tolerance import assert_close, running_size
 
 from cfxl.presets import CF_LRS as LRS
 from cfxl.records.cf_steps import cf_step_records
-from cfxl.records.types import SLICE_OPTIMIZERS, CFStepRecords
+from cfxl.records.types.cf import SLICE_OPTIMIZERS, CFStepRecords
 from cfxl.errors import CfxlError, UnknownIdError
 from cfxl.records.lesson import lesson_records
 from cfxl.engine.models import EmbeddingDotBias

@@ -13,7 +13,7 @@ from tolerance import assert_close, running_size
 
 from cfxl.errors import CfxlError
 from cfxl.records import graddesc
-from cfxl.records.types import LINE_SHEETS, GraddescRecords, LineHyper
+from cfxl.records.types.line import LINE_SHEETS, GraddescRecords, LineHyper
 from cfxl.proof.recalc import recalc
 from cfxl.proof.verify import verify
 from cfxl.workbooks import write_workbook

@@ -15,7 +15,7 @@ from tolerance import RTOL
 from cfxl.proof.contract import TORCH_SHEET
 from cfxl.proof.verify import verify
 from cfxl.records.lesson import lesson_records
-from cfxl.records.types import LessonRecords
+from cfxl.records.types.lesson import LessonRecords
 from cfxl.sheets.book import Book
 from cfxl.sheets.lesson import grid_layout, write_lesson_sheets
 from cfxl.sheets.refs import cell

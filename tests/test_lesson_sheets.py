@@ -15,7 +15,7 @@ from openpyxl.utils import get_column_letter
 from tolerance import assert_close
 
 from cfxl.records.lesson import lesson_records
-from cfxl.records.types import LessonRecords
+from cfxl.records.types.lesson import LessonRecords
 from cfxl.engine.models import EmbeddingDot, EmbeddingDotBias, EmbeddingNet
 from cfxl.proof.recalc import recalc
 from cfxl.proof.verify import verify

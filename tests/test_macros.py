@@ -26,7 +26,7 @@ from cfxl.excel import model_functions
 from cfxl.data.ratings import read_ratings
 from cfxl.errors import CfxlError
 from cfxl.workbooks import export_collab, export_graddesc, plan
-from cfxl.records.types import LINE_OPTIMIZERS, LINE_RULES, LINE_SHEETS
+from cfxl.records.types.line import LINE_OPTIMIZERS, LINE_RULES, LINE_SHEETS
 from cfxl.proof.recalc import recalc
 from cfxl.proof.snapshot import load, snapshot
 from cfxl.engine.train import Config, fit

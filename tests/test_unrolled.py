@@ -17,7 +17,8 @@ from cfxl.records.replay import take_slice
 from cfxl.engine.models import EmbeddingDotBias
 from cfxl.proof.recalc import recalc
 from cfxl.presets import UNROLLED_FACTORS as N_FACTORS, UNROLLED_STEPS as STEPS
-from cfxl.records.types import SLICE_PARAMS, UnrolledHyper
+from cfxl.records.types.cf import SLICE_PARAMS
+from cfxl.records.types.unrolled import UnrolledHyper
 from cfxl.records.unrolled import settings, unrolled_records
 from cfxl.proof.verify import verify
 from cfxl.workbooks import write_workbook

@@ -26,7 +26,7 @@ import pandas as pd
 
 from cfxl.engine import checkpoint
 from cfxl.records import graddesc
-from cfxl.records.types import LineData, LineHyper, LineRecords
+from cfxl.records.types.line import LineData, LineHyper, LineRecords
 from cfxl.data.ratings import read_ratings
 from cfxl.errors import CfxlError
 from cfxl.engine.train import Config, fit

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from cfxl.errors import CfxlError
-from cfxl.records.types import PCA, BiasRank
+from cfxl.records.types.tables import PCA, BiasRank
 
 SHOWN = ["movieId", "title", "genres", "n_ratings"]  # the columns that say which movie a row is
 NO_GENRES = "(no genres listed)"  # MovieLens' word for a movie without genres

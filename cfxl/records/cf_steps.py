@@ -34,14 +34,8 @@ from cfxl.records.replay import (
     slice_tensors,
     take_slice,
 )
-from cfxl.records.types import (
-    SLICE_OPTIMIZERS,
-    SLICE_PARAMS,
-    CFStepRecords,
-    Gradients,
-    OptSteps,
-    Slice,
-)
+from cfxl.records.types.cf import SLICE_OPTIMIZERS, SLICE_PARAMS, CFStepRecords, Gradients, OptSteps
+from cfxl.records.types.slice import Slice
 
 
 def cf_step_records(ratings: Ratings, *, steps: int = presets.CF_STEPS,

@@ -18,7 +18,7 @@ from cfxl import presets
 from cfxl.engine.trace import Recorder
 from cfxl.errors import CfxlError
 from cfxl.records.replay import replay, single_tensor
-from cfxl.records.types import (
+from cfxl.records.types.line import (
     ANNEAL_DIVISOR,
     ANNEAL_RATIO,
     LINE_OPTIMIZERS,

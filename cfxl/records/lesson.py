@@ -18,14 +18,14 @@ from cfxl.data.ratings import Ratings
 from cfxl.engine.models import DotProduct, EmbeddingDot, EmbeddingDotBias, EmbeddingNet
 from cfxl.errors import CfxlError
 from cfxl.records.replay import full_batch, numpy, replay, seeded, slice_tensors, take_slice
-from cfxl.records.types import (
+from cfxl.records.types.lesson import (
     GridRecords,
     LessonRecords,
     LongRecords,
     NetRecords,
-    Slice,
     TensorRecords,
 )
+from cfxl.records.types.slice import Slice
 
 TENSOR_A = ((1.0, 2.0), (3.0, 4.0))     # the notebook's "Collab filtering from scratch" example
 TENSOR_B = ((2.0, 2.0), (10.0, 10.0))

@@ -23,7 +23,7 @@ from cfxl.data.sample import RATINGS_CSV
 from cfxl.engine.models import param_names
 from cfxl.engine.train import Trained
 from cfxl.records.analysis import bias_rank, pca
-from cfxl.records.types import ModelTables
+from cfxl.records.types.tables import ModelTables
 
 PREDICT_CHUNK = 1 << 18  # ratings per forward pass: bounded memory on ml-25m's 5M validation ratings
 # no wall-clock seconds: the same run must give the same workbook, cell by cell

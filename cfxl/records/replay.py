@@ -16,16 +16,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cfxl import presets
 from cfxl.data.ratings import Ratings, crosstab
 from cfxl.engine.models import EmbeddingDotBias, sigmoid_range
 from cfxl.engine.optim import torch_optimizer
 from cfxl.engine.trace import Recorder
 from cfxl.errors import CfxlError
-from cfxl.records.types import Slice
+from cfxl.records.types.slice import Slice
 
 
-def take_slice(ratings: Ratings, n_users: int, n_movies: int) -> Slice:
-    """The crosstab of the n_users most active users by the n_movies most rated movies."""
+def take_slice(ratings: Ratings, n_users: int, n_movies: int, *,
+               valid_pct: float = presets.SLICE_VALID_PCT, seed: int = presets.SEED) -> Slice:
+    """The crosstab of the n_users most active users by the n_movies most rated movies, with
+    round(valid_pct * n) of its rated cells, drawn with `seed`, held out for validation (never
+    all of a user's or a movie's: a model cannot learn a row it never sees)."""
     if n_users < 1 or n_movies < 1:
         raise CfxlError(f"a slice needs at least one user and one movie, not {n_users} x {n_movies}")
     table = crosstab(ratings, n_users, n_movies)
@@ -34,7 +38,28 @@ def take_slice(ratings: Ratings, n_users: int, n_movies: int) -> Slice:
         raise CfxlError("the slice holds no ratings: nothing to train on")
     return Slice(user_ids=table.index.to_numpy(), movie_ids=table.columns.to_numpy(),
                  titles=tuple(ratings.title(m) for m in table.columns), ratings=grid,
-                 y_range=ratings.rating_range)
+                 y_range=ratings.rating_range, valid=_held_out(grid, valid_pct, seed))
+
+
+def _held_out(grid: np.ndarray, valid_pct: float, seed: int) -> np.ndarray:
+    """(n_users, n_movies) bool: rated cells in a seeded order, each taken unless it would leave
+    its user or its movie with fewer than two training ratings, until the share is reached."""
+    if not 0 <= valid_pct < 1:
+        raise CfxlError(f"the slice's validation share must be in [0, 1), not {valid_pct}")
+    rated = ~np.isnan(grid)
+    rows, cols = np.nonzero(rated)
+    want = round(valid_pct * len(rows))
+    left_u, left_m = rated.sum(1), rated.sum(0)  # (n_users,), (n_movies,) training ratings left
+    valid = np.zeros_like(rated)
+    for k in np.random.default_rng(seed).permutation(len(rows)):
+        if valid.sum() == want:
+            break
+        u, m = rows[k], cols[k]
+        if left_u[u] > 2 and left_m[m] > 2:
+            valid[u, m] = True
+            left_u[u] -= 1
+            left_m[m] -= 1
+    return valid
 
 
 def slice_tensors(s: Slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -33,14 +33,8 @@ from cfxl.records.replay import (
     slice_tensors,
     take_slice,
 )
-from cfxl.records.types import (
-    SLICE_OPTIMIZERS,
-    SLICE_PARAMS,
-    UNROLLED_STATES,
-    Params,
-    UnrolledHyper,
-    UnrolledRecords,
-)
+from cfxl.records.types.cf import SLICE_OPTIMIZERS, SLICE_PARAMS
+from cfxl.records.types.unrolled import UNROLLED_STATES, Params, UnrolledHyper, UnrolledRecords
 
 
 def settings(hyper: UnrolledHyper) -> UnrolledHyper:

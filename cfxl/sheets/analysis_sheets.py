@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cfxl.records.types import PCA, BiasRank
+from cfxl.records.types.tables import PCA, BiasRank
 from cfxl.sheets.book import Book
 from cfxl.sheets.refs import cell
 from cfxl.sheets.table import Column, colour_scale, header, write_table

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cfxl.errors import CfxlError
-from cfxl.records.types import SLICE_OPTIMIZERS, CFStepRecords, OptSteps
+from cfxl.records.types.cf import SLICE_OPTIMIZERS, CFStepRecords, OptSteps
 from cfxl.sheets.book import MAX_ROWS, Book
 from cfxl.sheets.gradients import write_gradients_sheet
 from cfxl.sheets.table import write_id

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cfxl.records.types import LINE_SHEETS, GraddescRecords, LineRecords
+from cfxl.records.types.line import LINE_SHEETS, GraddescRecords, LineRecords
 from cfxl.sheets.book import Book
 from cfxl.sheets.graddesc_cols import Col, Param, lesson_columns, torch_columns
 from cfxl.sheets.graddesc_intro import (

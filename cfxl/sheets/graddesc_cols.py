@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cfxl.records.types import ANNEAL_DIVISOR, ANNEAL_RATIO, LineRecords
+from cfxl.records.types.line import ANNEAL_DIVISOR, ANNEAL_RATIO, LineRecords
 from cfxl.sheets.rules import RULES, SHARED, render
 
 H_FD = 0.01  # the lesson's nudge for its finite-difference estimates

@@ -5,7 +5,7 @@ part ways; `data`: x, the true b and a, y as a formula of them."""
 
 from __future__ import annotations
 
-from cfxl.records.types import LINE_SHEETS, GraddescRecords, LineData
+from cfxl.records.types.line import LINE_SHEETS, GraddescRecords, LineData
 from cfxl.sheets.book import Book
 from cfxl.sheets.refs import cell
 

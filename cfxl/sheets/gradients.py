@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cfxl.records.types import Gradients
+from cfxl.records.types.cf import Gradients
 from cfxl.sheets.book import Book
 from cfxl.sheets.grid import (
     Frame,

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cfxl.records.types import SLICE_PARAMS, LessonRecords, Slice
+from cfxl.records.types.cf import SLICE_PARAMS
+from cfxl.records.types.lesson import LessonRecords
+from cfxl.records.types.slice import Slice
 from cfxl.sheets.book import Book
 from cfxl.sheets.refs import area, cell
 from cfxl.sheets.table import write_id  # the one id writer, shared with the value tables

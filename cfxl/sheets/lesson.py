@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cfxl.records.types import GridRecords, LessonRecords
+from cfxl.records.types.lesson import GridRecords, LessonRecords
 from cfxl.sheets.book import Book
 from cfxl.sheets.grid import (
     GridLayout,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cfxl.records.types import LessonRecords
+from cfxl.records.types.lesson import LessonRecords
 from cfxl.sheets.book import Book
 from cfxl.sheets.grid import rating_scale, trained_by, write_id
 from cfxl.sheets.refs import area, cell

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from cfxl.records.types import ModelTables
+from cfxl.records.types.tables import ModelTables
 from cfxl.sheets.analysis_sheets import write_bias_rank, write_pca
 from cfxl.sheets.book import MAX_ROWS, Book
 from cfxl.sheets.table import Column, capped, colour_scale, write_table

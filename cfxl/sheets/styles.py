@@ -2,6 +2,17 @@
 
 Yellow marks a cell a reader may edit; grey, a value torch (or numpy's rules) computed, shown
 for comparison. A format no cell uses costs nothing: XlsxWriter writes only those used.
+
+One number format per magnitude class, on every sheet:
+- `int`: counts, steps, epochs (and `id` for ids);
+- `rating`: ratings, 0.0 (half stars);
+- `num`: values of a bounded size: data, parameters, predictions, errors, losses (0.0000);
+- `sci`: values of any size: gradients, optimizer state, sums of squares (0.000E+00);
+- `hyper` (and `param`): settings as typed, in General (lr 0.01, eps 1E-08, betas 0.9).
+The `_in` (yellow) and torch (grey) variants keep the class's format.
+
+One sign for an error everywhere: prediction - rating (positive: the model rates too high),
+coloured by `error_scale`, a diverging palette centred on zero.
 """
 
 from __future__ import annotations
@@ -45,6 +56,22 @@ FORMATS = {
     "torch": {"num_format": "0.000000", "font_color": TRUTH},
     "torch_sci": {"num_format": "0.000E+00", "font_color": TRUTH},
     "diff": {"num_format": "0.0E+00", "font_color": TRUTH},
+    "sci_in": {"bg_color": EDITABLE, "num_format": "0.000E+00"},
+    "num_in": {"bg_color": EDITABLE, "num_format": "0.0000"},
+    # a rated cell held out for validation: grey fill, a border
+    "held_out": {"num_format": "0.0", "align": "center", "bg_color": "#D9D9D9", "border": 1},
     # conditional: a one-hot cell that is 1
     "hot": {"bold": True, "font_color": "#000000", "bg_color": "#C6EFCE"},
 }
+
+
+UNDER, ZERO, OVER = "#4575B4", "#FFFFFF", "#D73027"  # blue: rated too low; red: too high
+
+
+def error_scale(limit: float) -> dict:
+    """The conditional format for errors (prediction - rating): a colour scale from blue at
+    -limit through white at 0 to red at +limit, the same on every sheet (limit: the widest
+    error the ratings allow, max - min rating)."""
+    return {"type": "3_color_scale", "min_type": "num", "min_value": -limit, "min_color": UNDER,
+            "mid_type": "num", "mid_value": 0, "mid_color": ZERO,
+            "max_type": "num", "max_value": limit, "max_color": OVER}

@@ -29,7 +29,8 @@ import functools
 import numpy as np
 
 from cfxl.errors import CfxlError
-from cfxl.records.types import SLICE_OPTIMIZERS, SLICE_PARAMS, UNROLLED_STATES, UnrolledRecords
+from cfxl.records.types.cf import SLICE_OPTIMIZERS, SLICE_PARAMS
+from cfxl.records.types.unrolled import UNROLLED_STATES, UnrolledRecords
 from cfxl.sheets.book import MAX_ROWS, Book
 from cfxl.sheets.grid import (
     Frame,

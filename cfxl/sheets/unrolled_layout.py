@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cfxl.records.types import UNROLLED_STATES
+from cfxl.records.types.unrolled import UNROLLED_STATES
 from cfxl.sheets.grid import Frame, GridLayout
 
 FIRST_BAND = 1   # row 2: band 0's title row

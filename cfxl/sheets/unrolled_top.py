@@ -4,7 +4,8 @@ The settings are named cells the formulas use; the legend says how a band reads.
 
 from __future__ import annotations
 
-from cfxl.records.types import SLICE_OPTIMIZERS, UnrolledRecords
+from cfxl.records.types.cf import SLICE_OPTIMIZERS
+from cfxl.records.types.unrolled import UnrolledRecords
 from cfxl.sheets.book import Book
 from cfxl.sheets.refs import area, cell, on_sheet
 from cfxl.sheets.unrolled_layout import SETTINGS, SUMMARY, UnrolledLayout
