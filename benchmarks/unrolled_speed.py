@@ -123,7 +123,7 @@ def main() -> None:
 
     from cfxl.data.ratings import read_ratings
     from cfxl.proof.recalc import Engine
-    from cfxl.records.types import UnrolledHyper
+    from cfxl.records.types.unrolled import UnrolledHyper
     from cfxl.records.unrolled import unrolled_records
     from cfxl.proof.verify import verify
     from cfxl.sheets.unrolled_layout import UnrolledLayout

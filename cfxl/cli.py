@@ -197,7 +197,7 @@ def unroll(ratings, user_col, item_col, rating_col, output, force, steps, n_fact
 
     Example: cfxl unroll --steps 200 --opt momentum --lr 0.5 -o unrolled.xlsx"""
     from cfxl import workbooks
-    from cfxl.records.types import UnrolledHyper
+    from cfxl.records.types.unrolled import UnrolledHyper
     out, hyper = workbooks.plan(output, force=force, macros=False), UnrolledHyper(**settings)
     workbooks.check_unrolled(steps=steps, n_factors=n_factors, hyper=hyper)
     data = _read(ratings, user_col, item_col, rating_col)

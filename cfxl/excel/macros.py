@@ -213,7 +213,7 @@ def add_collab_macros(book: Book, ratings, config: dict, *, interpreter: str | N
 
 def add_graddesc_macros(book: Book, records, *, interpreter: str | None = None) -> None:
     """Reset / Run in A1:B2 of each optimizer sheet; each sheet's optimizer, rules and settings."""
-    from cfxl.records.types import LINE_SHEETS
+    from cfxl.records.types.line import LINE_SHEETS
     buttons = {LINE_SHEETS[opt]: OPTIMIZER_BUTTONS for opt in records.runs}
     meta = {LINE_SHEETS[opt]: {"kind": "optimizer", "opt": opt, "rules": r.rules,
                           "hyper": hyper_json(r.hyper), "n_rows": len(records.data.x)}
