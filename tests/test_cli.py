@@ -120,8 +120,9 @@ def test_export_trains_writes_and_refuses_to_overwrite(tmp_path):
     assert result.exit_code == 0, result.output
     assert f"wrote {book}" in result.output
     names = load_workbook(book, read_only=True).sheetnames
-    assert names[:6] == ["dotprod", "bias", "movielens_emb", "movielens_1hot", "nn", "tensors"]
-    assert {"users", "movies", "predictions", "history", "bias_rank", "pca", "config"} <= set(names)
+    assert names[:8] == ["dotprod", "dotprod_trained", "bias", "bias_trained", "movielens_emb",
+                         "movielens_1hot", "nn", "tensors"]
+    assert {"users", "movies", "predictions", "epochs", "bias_rank", "pca", "config"} <= set(names)
     assert {p.name for p in tables.iterdir()} >= {"users.csv", "movies.csv", "predictions.csv"}
     before = book.read_bytes()
     again = CliRunner().invoke(cli, [str(a) for a in args])

@@ -22,7 +22,7 @@ from cfxl.sheets.refs import cell
 from cfxl.workbooks import write_workbook
 
 pytestmark = pytest.mark.recompute
-MODELS = {"dotprod": "dot", "bias": "bias"}
+MODELS = {"dotprod_trained": "dot_trained", "bias_trained": "bias_trained"}  # preds near ratings
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +33,8 @@ def rec(ratings, seed):
 def rated_as_predicted(rec: LessonRecords, cells: dict[str, tuple[int, int]], ulps: int
                        ) -> LessonRecords:
     """rec with the rating of each sheet's cell set to that sheet's float64 prediction there,
-    moved by ulps units in the last place, and every error and loss torch computes from the
-    ratings computed again, as cfxl.records.lesson does (the parameters, and so the
+    moved by ulps units in the last place, and every error, RMSE and objective torch computes
+    from the ratings computed again, as cfxl.records.lesson does (the parameters, and so the
     predictions, stay)."""
     ratings = rec.slice.ratings.copy()
     for name, (i, j) in cells.items():
@@ -42,17 +42,26 @@ def rated_as_predicted(rec: LessonRecords, cells: dict[str, tuple[int, int]], ul
         for _ in range(ulps):
             ratings[i, j] = np.nextafter(ratings[i, j], np.inf)
     s = dataclasses.replace(rec.slice, ratings=ratings)
-    y, rated = torch.from_numpy(ratings), ~np.isnan(ratings)
+
+    def rmse(err, keep):
+        return float(err[torch.as_tensor(keep)].square().mean().sqrt())
+
+    def refit(g, err, train, valid, **more):
+        if hasattr(g, "objective"):
+            mse = err[torch.as_tensor(train)].square().mean()
+            more["objective"] = float(mse + g.fit.weight_decay * g.sumsq)
+        return dataclasses.replace(g, err=err.numpy(), train_rmse=rmse(err, train),
+                                   valid_rmse=rmse(err, valid), **more)
 
     def grid(g):
-        err = y - torch.from_numpy(g.pred)
-        return dataclasses.replace(g, err=err.numpy(),
-                                   loss=float(err[rated].square().mean().sqrt()))
+        return refit(g, torch.from_numpy(g.pred) - torch.from_numpy(ratings), s.train, s.valid)
 
     def long(g):
-        sq_err = (torch.from_numpy(s.long_ratings) - torch.from_numpy(g.pred)).square()
-        return dataclasses.replace(g, sq_err=sq_err.numpy(), rmse=float(sq_err.mean().sqrt()))
+        err = torch.from_numpy(g.pred) - torch.from_numpy(s.long_ratings)
+        return refit(g, err, ~s.long_valid, s.long_valid, sq_err=err.square().numpy())
     return dataclasses.replace(rec, slice=s, dot=grid(rec.dot), bias=grid(rec.bias),
+                               dot_trained=grid(rec.dot_trained),
+                               bias_trained=grid(rec.bias_trained),
                                long=long(rec.long), net=long(rec.net))
 
 
@@ -67,14 +76,15 @@ def without_scales(book):
 def test_a_rating_equal_to_its_prediction_verifies(rec, engine, tmp_path, ulps):
     cells, refs = {}, {}
     for name in MODELS:  # a rated cell predicted in [4, 8), where 2 ulps are 1.78e-15
-        L = grid_layout(rec, bias=name == "bias")
+        L = grid_layout(rec, bias=name.startswith("bias"))
         pred = getattr(rec, MODELS[name]).pred
         cells[name] = next((i, j) for i, j in zip(rec.slice.rows, rec.slice.cols)
-                           if 4 <= pred[i, j] < 8 and (i, j) not in cells.values())
+                           if 4 <= pred[i, j] < 8 and rec.slice.train[i, j]
+                           and (i, j) not in cells.values())
         refs[name] = cell(L.err_row + cells[name][0], L.grid_col + cells[name][1])
     exact = rated_as_predicted(rec, cells, ulps)
     for name, c in cells.items():
-        assert getattr(exact, MODELS[name]).err[c] == ulps * np.spacing(4.0)
+        assert getattr(exact, MODELS[name]).err[c] == -ulps * np.spacing(4.0)  # pred - rating
     book = engine.recalc(write_workbook(tmp_path / "exact.xlsx",
                                         lambda b: write_lesson_sheets(b, exact)))
     assert all(book.values[name][ref] == 0.0 for name, ref in refs.items())
@@ -87,7 +97,7 @@ def test_a_rating_equal_to_its_prediction_verifies(rec, engine, tmp_path, ulps):
         assert not failed
     else:
         assert set(refs.items()) == set(failed)
-        assert all(m.engine == 0.0 and m.torch == 1.7763568394002505e-15
+        assert all(m.engine == 0.0 and m.torch == -1.7763568394002505e-15
                    and m.problem == "relative error 1.78e-12 > 1e-12" for m in failed.values())
 
 
@@ -101,9 +111,10 @@ def test_only_cancelling_cells_carry_a_scale_and_it_bounds_their_value(rec, tmp_
               for sheet, cells in book.torch.items()}
     n = len(rec.slice.rows)
     assert {sheet: len(refs) for sheet, refs in scaled.items()} == {
-        "dotprod": 2 * n, "bias": n,  # predictions (dot products) and errors; errors
-        "movielens_emb": 2 * n, "movielens_1hot": 2 * n,  # predictions and squared errors
-        "nn": n * rec.nh + 2 * n, "tensors": 0}  # hidden units, z and squared errors
+        "dotprod": 2 * n, "dotprod_trained": 2 * n,  # predictions (dot products) and errors
+        "bias": n, "bias_trained": n,  # errors
+        "movielens_emb": 3 * n, "movielens_1hot": 3 * n,  # predictions, errors, their squares
+        "nn": n * rec.nh + 3 * n, "tensors": 0}  # hidden units, z, errors and their squares
     assert {cell(L.pred_row + i, L.grid_col + j), cell(L.err_row + i, L.grid_col + j)} <= \
         scaled["dotprod"]
     for sheet, cells in book.torch.items():

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from cfxl.records.types.cf import SLICE_PARAMS
-from cfxl.records.types.lesson import LessonRecords
+from cfxl.records.types.lesson import Fit
 from cfxl.records.types.slice import Slice
 from cfxl.sheets.book import Book
 from cfxl.sheets.refs import area, cell
 from cfxl.sheets.table import write_id  # the one id writer, shared with the value tables
 
 TITLE_ROW_HEIGHT = 60  # points: a wrapped 8 pt title of about 45 characters in a 10-wide column
+SUMMARY = ("train RMSE", "valid RMSE", "wd", "objective")  # the crosstab sheets' bottom right
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class GridLayout:
         return self.head_row + 1
 
     @property
-    def err_head_row(self) -> int:
+    def err_head_row(self) -> int:  # the errors at the training ratings
         return self.pred_row + self.n_users + 1
 
     @property
@@ -83,12 +84,28 @@ class GridLayout:
         return self.err_head_row + 1
 
     @property
-    def loss_row(self) -> int:  # the loss at (loss_row, last_col), the bottom right
+    def valid_head_row(self) -> int:  # the errors at the held-out ratings, below
         return self.err_row + self.n_users + 1
 
     @property
-    def torch_col(self) -> int:  # torch's loss (a plain number) two cells left of the formula's
-        return self.last_col - 2
+    def valid_row(self) -> int:
+        return self.valid_head_row + 1
+
+    @property
+    def loss_row(self) -> int:  # the summary's head: SUMMARY below it, at the bottom right
+        return self.valid_row + self.n_users + 1
+
+    @property
+    def value_col(self) -> int:  # the summary's formulas (and the wd cell)
+        return self.last_col - 1
+
+    @property
+    def torch_col(self) -> int:  # torch's trained values, plain numbers, right of the formulas
+        return self.last_col
+
+    def summary(self, label: str) -> tuple[int, int]:
+        """(row, col) of a summary formula (or the wd cell): one of SUMMARY."""
+        return self.loss_row + 1 + SUMMARY.index(label), self.value_col
 
     def elements(self):
         """(parameter name, index, row, column) of every parameter element, in SLICE_PARAMS
@@ -130,9 +147,10 @@ def write_grid_ids(book: Book, ws, L: GridLayout, s: Slice, head_row: int) -> No
         write_id(book, ws, head_row + 1 + i, L.id_col, s.user_ids[i])
 
 
-def write_crosstab(book: Book, ws, L: GridLayout, s: Slice) -> str:
+def write_crosstab(book: Book, ws, L: GridLayout, s: Slice, *, mark_valid: bool = False) -> str:
     """The ratings (blank where unrated) under the movies' titles and ids, the users' ids beside
-    them, in the rating colour scale; returns the ratings' area."""
+    them, in the rating colour scale (with mark_valid, the held-out ones grey and bordered);
+    returns the ratings' area."""
     ws.set_row(L.title_row, TITLE_ROW_HEIGHT)
     book.text(ws, L.title_row, L.id_col, "title", "right")
     book.text(ws, L.id_row, L.id_col, "movieId", "right")
@@ -143,9 +161,12 @@ def write_crosstab(book: Book, ws, L: GridLayout, s: Slice) -> str:
         write_id(book, ws, L.rating_row + i, L.id_col, s.user_ids[i])
         for j in range(L.n_movies):
             if not np.isnan(s.ratings[i, j]):
-                book.number(ws, L.rating_row + i, L.grid_col + j, s.ratings[i, j], "rating")
+                held_out = mark_valid and s.valid[i, j]
+                book.number(ws, L.rating_row + i, L.grid_col + j, s.ratings[i, j],
+                            "held_out" if held_out else "rating")
     ratings = area(L.rating_row, L.grid_col, L.rating_row + L.n_users - 1, L.last_col)
-    rating_scale(ws, ratings, s.y_range)
+    scaled = runs_of(~s.valid, L.rating_row, L.grid_col) if mark_valid else ratings
+    rating_scale(ws, scaled, s.y_range)  # held out: their grey stays (a scale would paint it)
     return ratings
 
 
@@ -204,16 +225,33 @@ def prediction_formula(L: GridLayout, i: int, j: int, y_range: tuple[str, str] |
 
 
 def rating_scale(ws, ref: str, y_range: tuple[float, float]) -> None:
-    """The lesson's red-yellow-green colour scale, pinned to the rating range so grids compare."""
+    """The lesson's red-yellow-green colour scale, pinned to the rating range so grids compare;
+    ref an area or several separated by spaces (runs_of gives them)."""
     lo, hi = y_range
-    ws.conditional_format(ref, {"type": "3_color_scale", "min_type": "num", "min_value": lo,
-                                "mid_type": "num", "mid_value": (lo + hi) / 2,
-                                "max_type": "num", "max_value": hi})
+    options = {"type": "3_color_scale", "min_type": "num", "min_value": lo,
+               "mid_type": "num", "mid_value": (lo + hi) / 2, "max_type": "num", "max_value": hi}
+    if " " in ref:
+        options["multi_range"] = ref
+    ws.conditional_format(ref.split()[0], options)
 
 
-def trained_by(rec: LessonRecords, model: str) -> str:
-    """The start of a sheet's note: which model, and how torch trained it (or that it did not)."""
-    if rec.untrained:
-        return f"{model} as initialised by torch (seed {rec.seed}), before any training"
-    return (f"{model} trained by torch in float64 on the slice's {len(rec.slice.rows)} ratings "
-            f"(Adam, lr {rec.lr:g}, {rec.steps} full-batch steps, seed {rec.seed})")
+def runs_of(mask: np.ndarray, row: int, col: int) -> str:
+    """The True cells of a mask placed at (row, col) as areas separated by spaces (a conditional
+    format's multi_range, a colour scale that skips the others): a 2-d mask's runs along its
+    rows, a 1-d mask's down one column."""
+    lines = np.atleast_2d(mask) if mask.ndim == 2 else mask[None, :]
+    runs = []
+    for i, line in enumerate(lines):
+        edges = np.diff(np.concatenate([[0], line.astype(int), [0]]))
+        for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1):
+            r0, c0, r1, c1 = ((row + i, col + a, row + i, col + b) if mask.ndim == 2
+                              else (row + a, col, row + b, col))
+            runs.append(cell(r0, c0) if (r0, c0) == (r1, c1) else area(r0, c0, r1, c1))
+    return " ".join(runs)
+
+
+def fit_note(fit: Fit, n_train: int) -> str:
+    """How torch trains a slice model, for a sheet's note."""
+    return (f"Adam, lr {fit.lr:g}, {fit.steps} full-batch steps on the {n_train} training "
+            f"ratings, minimising train MSE + wd * (sum of squared parameters), wd "
+            f"{fit.weight_decay:g}")

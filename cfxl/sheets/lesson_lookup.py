@@ -5,7 +5,9 @@ as one-hot matrix products, MMULT array formulas) and `nn` (EmbeddingNet's forwa
 
 All three share the left-hand layout of the lesson's `movielens_emb`: a user embedding table
 (A idx, B userId, C.. factors) from row 4 and a movie table below it; the ratings start in
-column J (N on `nn`, whose weight blocks sit below the tables) at row 4, one per row.
+column J (N on `nn`, whose weight blocks sit below the tables) at row 4, one per row, with a
+`valid` column (1: held out). The two movielens sheets are views of `dotprod`'s model: their
+tables are formulas pointing at its parameter cells, so Solver there (or an edit) moves them.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import numpy as np
 
 from cfxl.records.types.lesson import LessonRecords
 from cfxl.sheets.book import Book
-from cfxl.sheets.grid import rating_scale, trained_by, write_id
-from cfxl.sheets.refs import area, cell
+from cfxl.sheets.grid import GridLayout, fit_note, rating_scale, runs_of, write_id
+from cfxl.sheets.refs import area, cell, on_sheet
+from cfxl.sheets.styles import error_scale
 
 HEAD_ROW = 2  # row 3: column headers; row 2 holds the group titles above them
 FIRST = 3     # row 4: the first rating and the first user of the tables
@@ -35,9 +38,13 @@ class Tables:
 
 
 def write_tables(book: Book, ws, rec: LessonRecords, u_weight: np.ndarray, i_weight: np.ndarray,
-                 *, titles: bool) -> Tables:
-    """The user and movie embedding tables as editable numbers, one row per id."""
+                 *, titles: bool, source: str | None = None) -> Tables:
+    """The user and movie embedding tables, one row per id: editable numbers, or with source
+    (a crosstab sheet's name, `dotprod`) formulas pointing at its parameter cells."""
     k = rec.n_factors
+    L = GridLayout(*rec.slice.shape, k, False)
+    linked = {"user": lambda i, f: (L.pred_row + i, L.uf_col + f),  # dotprod: a row per user
+              "movie": lambda i, f: (L.mf_row + f, L.grid_col + i)}  # and a column per movie
     refs = []
     top = FIRST
     for what, ids, weights in (("user", rec.slice.user_ids, u_weight), ("movie", rec.slice.movie_ids, i_weight)):
@@ -50,7 +57,11 @@ def write_tables(book: Book, ws, rec: LessonRecords, u_weight: np.ndarray, i_wei
             book.number(ws, top + i, 0, i + 1, "int")
             write_id(book, ws, top + i, 1, raw_id)
             for f in range(k):
-                book.number(ws, top + i, 2 + f, weights[i, f], "input")
+                if source is None:
+                    book.number(ws, top + i, 2 + f, weights[i, f], "num_in")
+                else:
+                    ref = on_sheet(source, cell(*linked[what](i, f)))
+                    book.formula(ws, top + i, 2 + f, f"={ref}", weights[i, f])
             if titles and what == "movie":
                 book.text(ws, top + i, 2 + k, rec.slice.titles[i])
         bottom = top + len(ids) - 1
@@ -64,40 +75,69 @@ def write_tables(book: Book, ws, rec: LessonRecords, u_weight: np.ndarray, i_wei
 
 
 def write_ratings(book: Book, ws, rec: LessonRecords, c0: int) -> None:
-    """userId, movieId, rating of each rated cell, from row 4 in columns c0.. (as the lesson's I:K)."""
+    """userId, movieId, rating of each rated cell, from row 4 in columns c0.. (as the lesson's
+    I:K), and valid: 1 for a rating held out for validation (grey), 0 for a training one."""
+    s = rec.slice
     book.text(ws, HEAD_ROW - 1, c0, "original data", "group")
-    for d, label in enumerate(("userId", "movieId", "rating")):
+    for d, label in enumerate(("userId", "movieId", "rating", "valid")):
         book.text(ws, HEAD_ROW, c0 + d, label, "head")
-    for n, (i, j) in enumerate(zip(rec.slice.rows, rec.slice.cols)):
-        write_id(book, ws, FIRST + n, c0, rec.slice.user_ids[i])
-        write_id(book, ws, FIRST + n, c0 + 1, rec.slice.movie_ids[j])
-        book.number(ws, FIRST + n, c0 + 2, rec.slice.ratings[i, j], "rating")
-    rating_scale(ws, area(FIRST, c0 + 2, FIRST + len(rec.slice.rows) - 1, c0 + 2), rec.slice.y_range)
+    for n, (i, j) in enumerate(zip(s.rows, s.cols)):
+        write_id(book, ws, FIRST + n, c0, s.user_ids[i])
+        write_id(book, ws, FIRST + n, c0 + 1, s.movie_ids[j])
+        book.number(ws, FIRST + n, c0 + 2, s.ratings[i, j], "held_out" if s.valid[i, j] else "rating")
+        book.number(ws, FIRST + n, c0 + 3, int(s.valid[i, j]), "int")
+    rating_scale(ws, runs_of(~s.long_valid, FIRST, c0 + 2), s.y_range)
 
 
-def write_fit(book: Book, ws, rec: LessonRecords, c0: int, rating_col: int, prediction,
-              pred: np.ndarray, sq_err: np.ndarray, rmse: float,
-              pred_scale: np.ndarray | None = None) -> None:
+def write_fit(book: Book, ws, rec: LessonRecords, c0: int, rating_col: int, prediction, g,
+              pred_scale: np.ndarray | None = None, objective: tuple[str, object] | None = None
+              ) -> None:
     """Columns c0.. : the prediction (prediction(row) its formula, pred_scale the size of the
-    terms it sums), the squared error, and the RMSE with torch's beside it (row 4: AA3's place)."""
-    for d, label in ((0, "prediction"), (1, "error^2"), (3, "RMSE"), (4, "torch")):
+    terms it sums), the error (prediction - rating) and its square; beside them train and valid
+    RMSE (SUMIF over the valid column) with torch's values, and with objective (the sum of
+    squared parameters as a formula, the fit) the wd cell and train MSE + wd * that sum."""
+    s = rec.slice
+    for d, label in ((0, "prediction"), (1, "error"), (2, "error^2"), (5, "this sheet"),
+                     (6, "torch")):
         book.text(ws, HEAD_ROW, c0 + d, label, "head")
-    last = FIRST + len(pred) - 1
-    y = rec.slice.long_ratings  # (rating - prediction)^2 carries the rounding of the difference
-    sq_scale = 2 * np.abs(y - pred) * (np.abs(y) + np.abs(pred))  # (n,)
-    for n in range(len(pred)):
+    last = FIRST + len(g.pred) - 1
+    y = s.long_ratings
+    operands = np.abs(y) + np.abs(g.pred)  # (n,) what prediction - rating cancels
+    for n in range(len(g.pred)):
         r = FIRST + n
-        book.formula(ws, r, c0, prediction(r), pred[n],
+        book.formula(ws, r, c0, prediction(r), g.pred[n],
                      scale=None if pred_scale is None else pred_scale[n])
-        book.formula(ws, r, c0 + 1, f"=({cell(r, rating_col)}-{cell(r, c0)})^2", sq_err[n],
-                     scale=sq_scale[n])
-    rating_scale(ws, area(FIRST, c0, last, c0), rec.slice.y_range)
-    book.formula(ws, FIRST, c0 + 3, f"=SQRT(AVERAGE({area(FIRST, c0 + 1, last, c0 + 1)}))", rmse,
-                 "loss")
-    book.number(ws, FIRST, c0 + 4, rmse, "torch")
-    ws.set_column(c0, c0 + 1, 10)
-    ws.set_column(c0 + 2, c0 + 2, 2)
-    ws.set_column(c0 + 3, c0 + 4, 10)
+        book.formula(ws, r, c0 + 1, f"={cell(r, c0)}-{cell(r, rating_col)}", g.err[n],
+                     scale=operands[n])
+        book.formula(ws, r, c0 + 2, f"={cell(r, c0 + 1)}^2", g.sq_err[n],
+                     scale=2 * abs(g.err[n]) * operands[n])
+    rating_scale(ws, area(FIRST, c0, last, c0), s.y_range)
+    lo, hi = s.y_range
+    ws.conditional_format(area(FIRST, c0 + 1, last, c0 + 1), error_scale(hi - lo))
+    valid = area(FIRST, rating_col + 1, last, rating_col + 1, absolute="rc")
+    sq = area(FIRST, c0 + 2, last, c0 + 2, absolute="rc")
+    rows = {"train RMSE": FIRST, "valid RMSE": FIRST + 1, "wd": FIRST + 2, "objective": FIRST + 3}
+    for label, r in list(rows.items())[:4 if objective else 2]:
+        book.text(ws, r, c0 + 4, label, "right")
+    for label, flag, value in (("train RMSE", 0, g.train_rmse), ("valid RMSE", 1, g.valid_rmse)):
+        if not np.isfinite(value):
+            book.text(ws, rows[label], c0 + 5, "none held out")
+            continue
+        book.formula(ws, rows[label], c0 + 5,
+                     f"=SQRT(SUMIF({valid},{flag},{sq})/COUNTIF({valid},{flag}))", value, "loss")
+        book.number(ws, rows[label], c0 + 6, value, "torch")
+    if objective:
+        sumsq, fit = objective
+        book.number(ws, rows["wd"], c0 + 5, fit.weight_decay, "hyper")
+        wd = cell(rows["wd"], c0 + 5, absolute="rc")
+        book.formula(ws, rows["objective"], c0 + 5,
+                     f"=SUMIF({valid},0,{sq})/COUNTIF({valid},0)+{wd}*({sumsq})", g.objective,
+                     "loss")
+        book.number(ws, rows["objective"], c0 + 6, g.objective, "torch")
+    ws.set_column(c0, c0 + 2, 10)
+    ws.set_column(c0 + 3, c0 + 3, 2)
+    ws.set_column(c0 + 4, c0 + 4, 12)
+    ws.set_column(c0 + 5, c0 + 6, 10)
     ws.freeze_panes(FIRST, 0)
 
 
@@ -128,11 +168,13 @@ def _dot_terms(g) -> np.ndarray:
 
 
 def _dot_sheet(book: Book, rec: LessonRecords, name: str, note: str) -> tuple[object, Tables, int]:
-    """A long sheet of the dotprod model: its note (how torch trained it, then note), its
-    embedding tables with the titles and the ratings; returns the sheet, the tables and the
-    ratings' first column."""
-    ws = book.sheet(name, trained_by(rec, "EmbeddingDot") + note)
-    t = write_tables(book, ws, rec, rec.dot.u_weight, rec.dot.i_weight, titles=True)
+    """A long sheet of the dotprod model: its note, its embedding tables (formulas pointing at
+    dotprod's parameters) with the titles and the ratings; returns the sheet, the tables and
+    the ratings' first column."""
+    ws = book.sheet(name, "EmbeddingDot, the dotprod sheet's model: the tables are its factors "
+                          "(formulas; edit them, or run Solver, on dotprod). " + note)
+    t = write_tables(book, ws, rec, rec.dot.u_weight, rec.dot.i_weight, titles=True,
+                     source="dotprod")
     c0 = 4 + rec.n_factors  # after the title column and a spacer: J for 5 factors
     write_ratings(book, ws, rec, c0)
     return ws, t, c0
@@ -142,25 +184,24 @@ def write_emb_sheet(book: Book, rec: LessonRecords) -> None:
     """`movielens_emb`: the dotprod model again, as embedding lookups over the ratings."""
     k, g = rec.n_factors, rec.long
     ws, t, c0 = _dot_sheet(book, rec, "movielens_emb", (
-        " (the dotprod sheet's factors). Each rating looks up its user's and movie's embedding "
-        "(MATCH, INDEX) and predicts their SUMPRODUCT. Edit the yellow embedding tables."))
-    uc, mc = c0 + 3, c0 + 4 + k
+        "Each rating looks up its user's and movie's embedding (MATCH, INDEX) and predicts "
+        "their SUMPRODUCT."))
+    uc, mc = c0 + 4, c0 + 5 + k
     write_lookup(book, ws, rec, uc, c0, t.user_ids, t.users, g.user_emb, rec.slice.rows, "user")
     write_lookup(book, ws, rec, mc, c0 + 1, t.movie_ids, t.movies, g.movie_emb, rec.slice.cols, "movie")
     write_fit(book, ws, rec, mc + 1 + k, c0 + 2,
               lambda r: f"=SUMPRODUCT({area(r, uc + 1, r, uc + k)},{area(r, mc + 1, r, mc + k)})",
-              g.pred, g.sq_err, g.rmse, _dot_terms(g))
+              g, _dot_terms(g))
 
 
 def write_onehot_sheet(book: Book, rec: LessonRecords) -> None:
     """`movielens_1hot`: an embedding lookup is a one-hot row times the embedding table."""
     k, g = rec.n_factors, rec.long
     ws, t, c0 = _dot_sheet(book, rec, "movielens_1hot", (
-        ". Each rating's one-hot user and movie rows times the embedding tables (MMULT array "
-        "formulas) give the same embeddings as a lookup; prediction = their SUMPRODUCT. Edit "
-        "the yellow tables."))
+        "Each rating's one-hot user and movie rows times the embedding tables (MMULT array "
+        "formulas) give the same embeddings as a lookup; prediction = their SUMPRODUCT."))
     last = FIRST + len(rec.slice.rows) - 1
-    col = c0 + 3
+    col = c0 + 4
     blocks = []  # (first column of the one-hot block, width)
     for what, id_col, ids, onehot in (("user", c0, rec.slice.user_ids, g.user_onehot),
                                       ("movie", c0 + 1, rec.slice.movie_ids, g.movie_onehot)):
@@ -192,13 +233,15 @@ def write_onehot_sheet(book: Book, rec: LessonRecords) -> None:
     write_fit(book, ws, rec, col, c0 + 2,
               lambda r: f"=SUMPRODUCT({area(r, acts[0], r, acts[0] + k - 1)},"
                         f"{area(r, acts[1], r, acts[1] + k - 1)})",
-              g.pred, g.sq_err, g.rmse, _dot_terms(g))
+              g, _dot_terms(g))
 
 
 def write_net_sheet(book: Book, rec: LessonRecords) -> None:
     """`nn`: EmbeddingNet at inference (dropout off), its weights in labelled blocks on the left."""
     k, nh, g = rec.n_factors, rec.nh, rec.net
-    ws = book.sheet("nn", f"{trained_by(rec, 'EmbeddingNet')}; dropout off, as at inference. "
+    state = (f"as initialised by torch (seed {rec.seed})" if rec.untrained else
+             f"trained by torch in float64 ({fit_note(g.fit, int(rec.slice.train.sum()))})")
+    ws = book.sheet("nn", f"EmbeddingNet {state}; dropout off, as at inference. "
                           "x = [user embedding, movie embedding]; hidden = MAX(0, x . lin1 row + "
                           "bias); prediction = sigmoid(hidden . lin2 + bias) * (hi - lo) + lo. "
                           "Edit any yellow embedding or weight.")
@@ -206,7 +249,7 @@ def write_net_sheet(book: Book, rec: LessonRecords) -> None:
     w = _write_weights(book, ws, rec, t.next_row)
     c0 = max(2 + k, 2 + 2 * k, 2 + nh) + 1  # right of the weight blocks and a spacer: N
     write_ratings(book, ws, rec, c0)
-    uc, mc, xc = c0 + 3, c0 + 4, c0 + 5  # user idx, movie idx, x
+    uc, mc, xc = c0 + 4, c0 + 5, c0 + 6  # user idx, movie idx, x
     hc = xc + 2 * k                       # hidden units
     zc = hc + nh                          # lin2's output, before the sigmoid
     for c, label in ((uc, "user idx"), (mc, "movie idx"), (zc, "z")):
@@ -236,9 +279,10 @@ def write_net_sheet(book: Book, rec: LessonRecords) -> None:
                          g.hidden[n, h], scale=hidden_terms[n, h])
         book.formula(ws, r, zc, f"=SUMPRODUCT({area(r, hc, r, hc + nh - 1)},{w.lin2})+{w.lin2_bias}",
                      g.z[n], scale=z_terms[n])
+    sumsq = "+".join(f"SUMSQ({a})" for a in (t.users, t.movies, w.lin1_block, w.lin2_block))
     write_fit(book, ws, rec, zc + 1, c0 + 2,
               lambda r: f"=1/(1+EXP(-{cell(r, zc)}))*({w.hi}-{w.lo})+{w.lo}",
-              g.pred, g.sq_err, g.rmse)
+              g, objective=(sumsq, g.fit))
     ws.set_column(c0 - 1, c0 - 1, 2)
     ws.set_column(uc, mc, 9)
     ws.set_column(xc, zc, 8)
@@ -254,6 +298,8 @@ class NetWeights:
     lin2_bias: str
     lo: str
     hi: str
+    lin1_block: str       # every lin1 weight and bias, for the weight decay's sum of squares
+    lin2_block: str
 
 
 def _x_name(f: int, k: int) -> str:
@@ -273,26 +319,28 @@ def _write_weights(book: Book, ws, rec: LessonRecords, top: int) -> NetWeights:
         r = top + 2 + h
         book.text(ws, r, 0, f"h{h + 1}", "right")
         for f in range(2 * k):
-            book.number(ws, r, 1 + f, g.lin1_weight[h, f], "input")
-        book.number(ws, r, 1 + 2 * k, g.lin1_bias[h], "input")
+            book.number(ws, r, 1 + f, g.lin1_weight[h, f], "num_in")
+        book.number(ws, r, 1 + 2 * k, g.lin1_bias[h], "num_in")
         rows.append(area(r, 1, r, 2 * k, absolute="rc"))
         biases.append(cell(r, 1 + 2 * k, absolute="rc"))
+    lin1_block = area(top + 2, 1, top + 1 + nh, 1 + 2 * k, absolute="rc")
     top += nh + 3
     book.text(ws, top, 0, "lin2: the output unit's weight for each hidden unit, then its bias",
               "group")
     for h in range(nh):
         book.text(ws, top + 1, 1 + h, f"h{h + 1}", "head")
-        book.number(ws, top + 2, 1 + h, g.lin2_weight[h], "input")
+        book.number(ws, top + 2, 1 + h, g.lin2_weight[h], "num_in")
     book.text(ws, top + 1, 1 + nh, "bias", "head")
     book.text(ws, top + 2, 0, "out", "right")
-    book.number(ws, top + 2, 1 + nh, g.lin2_bias, "input")
+    book.number(ws, top + 2, 1 + nh, g.lin2_bias, "num_in")
     lin2 = area(top + 2, 1, top + 2, nh, absolute="rc")
     lin2_bias = cell(top + 2, 1 + nh, absolute="rc")
+    lin2_block = area(top + 2, 1, top + 2, 1 + nh, absolute="rc")
     top += 4
     book.text(ws, top, 0, "sigmoid range: the data's (min - 0.5, max + 0.5)", "group")
     for d, (label, value) in enumerate(zip(("lo", "hi"), g.y_range)):
         book.text(ws, top + 1 + d, 0, label, "right")
-        book.number(ws, top + 1 + d, 1, value, "num2")
+        book.number(ws, top + 1 + d, 1, value, "general")
     ws.set_column(2 + k, max(2 * k, nh) + 1, 8)
     return NetWeights(rows, biases, lin2, lin2_bias, cell(top + 1, 1, absolute="rc"),
-                      cell(top + 2, 1, absolute="rc"))
+                      cell(top + 2, 1, absolute="rc"), lin1_block, lin2_block)
