@@ -1,7 +1,8 @@
 """The CF model's optimizer sheets and gradients sheet: LibreOffice recomputes every unrolled
-torch.optim step and every chain-rule gradient to torch's value; an edited lr replays torch's rule
-at the new lr (given the recorded gradients); the gradients sheet is autograd, also after an edit;
-traced runs on the whole data keep only the chosen rows."""
+torch.optim step, every rating's forward pass and every chain-rule gradient to torch's value; an
+edited lr, momentum, beta1 or weight decay re-trains each sheet to what a fresh torch.optim run
+with that setting gives; the gradients sheet is autograd, also after an edit; traced runs on the
+whole data keep only the chosen rows and show their settings as recorded, not editable."""
 
 import dataclasses
 
@@ -22,7 +23,9 @@ from cfxl.proof.recalc import recalc
 from cfxl.proof.verify import verify
 from cfxl.workbooks import write_workbook
 from cfxl.sheets.refs import cell
-from cfxl.sheets.cf_steps import FIRST, HEAD_ROW, CF_SHEETS, StepLayout, write_cf_sheets
+from cfxl.sheets.cf_chain import chain_of, scales
+from cfxl.sheets.cf_steps import FIRST, HEAD_ROW, CF_SHEETS, RATING, StepLayout, write_cf_sheets
+from cfxl.sheets.styles import EDITABLE
 from cfxl.sheets.gradients import gradients_layout
 
 # recompute workbooks and compare with torch: `make test` runs these with a second seed
@@ -30,6 +33,9 @@ pytestmark = pytest.mark.recompute
 
 TRACE_USERS = [25, 569]            # the sample's most active user and one of its least
 TRACE_MOVIES = [1068, 7212, 47875]  # its most rated movie and two rated three times
+# Settings edited on each written sheet (torch.optim's names), lr halved on every one.
+EDITS = {"sgd": {"weight_decay": 0.01}, "momentum": {"momentum": 0.8, "weight_decay": 0.01},
+         "adam": {"beta1": 0.8, "weight_decay": 0.01}}
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +52,17 @@ def expected_checks(rec: CFStepRecords) -> dict[str, int]:
     """Verified cells per sheet: every formula of a torch value."""
     g = rec.gradients
     (U, M), k, cells = g.slice.ratings.shape, rec.n_factors, len(rec.names) * rec.steps
-    per_row = {"sgd": 4, "momentum": 5, "adam": 9}  # value, grad_used, [state], lr, new value
-    checks = {"gradients": 1 + 2 * g.slice.n + 2 * U * M + (U + M) * (k + 1)}  # n; pred, dpred/dx;
-    checks.update({CF_SHEETS[o]: per_row[o] * cells + 2 * (o == "adam") for o in rec.runs})
-    return checks  # d loss/d pred and d loss/dx on every cell; each parameter's gradient
+    # per element and step: value (a live sheet's grad instead), grad_used, [state], new value
+    per_row = {"sgd": 3, "momentum": 4, "adam": 8}
+    # live: per step x, prediction, error and d loss/dx at each training rating, and the MSE; n
+    n, n_train = g.slice.n, g.slice.n - g.slice.n_valid
+    forward = rec.live * (rec.steps * (4 * n_train + 1) + 1)
+    # n; prediction and d prediction/dx at each rating, d loss/d prediction and d loss/dx at each
+    # training rating; each parameter's gradient
+    checks = {"gradients": 1 + 2 * n + 2 * n_train + (U + M) * (k + 1)}
+    checks.update({CF_SHEETS[o]: per_row[o] * cells + 2 * (o == "adam") + forward
+                   for o in rec.runs})
+    return checks
 
 
 def test_every_step_and_gradient_recomputes_to_torchs_value(rec, recomputed):
@@ -95,21 +108,38 @@ def test_the_replay_is_torchs_rule(rec):
         np.testing.assert_array_equal(run.value[1:], run.value_after[:-1])
 
 
+def layout(rec: CFStepRecords, opt: str) -> StepLayout:
+    return StepLayout(opt, len(rec.names), rec.steps, rec.n_ratings * rec.live)
+
+
 def _column(values: dict, L: StepLayout, name: str) -> np.ndarray:
-    """(steps, n_elements) of one column of a recomputed cf sheet, torch's steps only."""
-    c = L.col(name)
-    return np.array([[values[cell(L.row(s, e), c)] for e in range(L.n_elements)]
+    """(steps, n_elements) of one column of a recomputed cf sheet, torch's steps only; a column
+    of the forward pass (RATING): (steps, n_ratings)."""
+    c, n = (L.rcol(name), L.n_ratings) if name in RATING else (L.col(name), L.n_elements)
+    return np.array([[values[cell(L.row(s, e), c)] for e in range(n)]
                      for s in range(1, L.steps + 1)])
+
+
+def _fresh(ratings, rec: CFStepRecords, opt: str, edit: dict):
+    """A fresh torch.optim run of the slice model with the edited settings, lr halved."""
+    betas = (edit.get("beta1", 0.9), 0.999)
+    return cf_step_records(ratings, opts=(opt,), steps=rec.steps, lr=LRS[opt] / 2,
+                           weight_decay=edit.get("weight_decay", 0.0),
+                           momentum=edit.get("momentum", 0.9), betas=betas,
+                           seed=rec.seed).runs[opt]
 
 
 @pytest.fixture(scope="module")
 def edited(rec, book, engine, tmp_path_factory, save_exactly):
-    """The workbook with every cf sheet's lr halved and one gradients-sheet user factor moved."""
+    """The workbook with every cf sheet's lr halved and EDITS made, and one gradients-sheet user
+    factor moved."""
     wb = openpyxl.load_workbook(book)
     for opt in rec.runs:
-        ws = wb[CF_SHEETS[opt]]
+        ws, L = wb[CF_SHEETS[opt]], layout(rec, opt)
         assert ws["C2"].value == "lr" and ws["C3"].value == LRS[opt]
-        ws["C3"].value = LRS[opt] / 2
+        for name, value in {"lr": LRS[opt] / 2, **EDITS[opt]}.items():
+            assert ws[L.hyper(name).replace("$", "")].fill.fgColor.rgb[-6:] == EDITABLE[1:]
+            ws[L.hyper(name).replace("$", "")].value = value
     G = gradients_layout(rec.gradients)
     user, factor, delta = 2, 1, 0.5
     wb["gradients"].cell(G.g.pred_row + user + 1, G.g.uf_col + factor + 1).value += delta
@@ -117,24 +147,39 @@ def edited(rec, book, engine, tmp_path_factory, save_exactly):
     return recalc(path, engine=engine), (user, factor, delta)
 
 
-def test_an_edited_lr_replays_torchs_rule_at_the_new_lr(rec, recomputed, edited):
+@pytest.mark.parametrize("opt", list(EDITS))
+def test_edited_settings_retrain_like_a_fresh_torch_run(opt, ratings, rec, recomputed, edited):
+    """Every value, gradient, state, forward pass and loss of the edited sheet is a fresh
+    torch.optim run's with the new settings, to 1e-12 of its operands' size."""
     after, _ = edited
     assert after.errors == []
-    for opt, run in rec.runs.items():
-        L = StepLayout(opt, len(rec.names), rec.steps)
-        values = after.values[CF_SHEETS[opt]]
-        new = _column(values, L, "new value")
-        want = replay(opt, {**run.hyper, "lr": LRS[opt] / 2}, run.value[0], run.grad)
-        assert_close(new, want, scale=trajectory_size(run.value[0], want))
-        np.testing.assert_array_equal(_column(values, L, "value")[1:], new[:-1])
-        assert np.all(_column(values, L, "lr") == LRS[opt] / 2)
-        moved = np.abs(new - run.value_after) > 1e-6 * np.abs(run.value_after)
-        assert moved[-1].mean() > 0.9  # almost every element ends somewhere else
-        torch_col = _column(values, L, "torch value_after")  # torch's recorded values stay
-        np.testing.assert_array_equal(torch_col, run.value_after)
-        before = _column(recomputed.values[CF_SHEETS[opt]], L, "new value")
-        assert_close(before, run.value_after,
-                     scale=trajectory_size(run.value[0], run.value_after))
+    fresh, run, L = _fresh(ratings, rec, opt, EDITS[opt]), rec.runs[opt], layout(rec, opt)
+    size = scales(chain_of(rec), fresh)
+    values = after.values[CF_SHEETS[opt]]
+    want = {"value": fresh.value, "grad": fresh.grad, "grad_used": fresh.grad_used,
+            "new value": fresh.value_after, "x": fresh.x, "prediction": fresh.pred,
+            "error": fresh.pred - chain_of(rec).y, "d loss/dx": fresh.dloss_dx,
+            **{n: fresh.state[n] for n in ("momentum_buffer", "exp_avg", "exp_avg_sq")
+               if n in fresh.state}}
+    for name, expected in want.items():
+        scale = size["new value"][np.r_[0, :L.steps - 1]] if name == "value" else size[name]
+        assert_close(_column(values, L, name), expected, scale=scale, err_msg=name)
+    loss = [values[cell(FIRST + s, L.loss_col + 1)] for s in range(L.steps)]
+    assert_close(loss, fresh.loss, scale=size["MSE"])
+    moved = np.abs(fresh.value_after - run.value_after) > 1e-6 * np.abs(run.value_after)
+    assert moved[-1].mean() > 0.9  # almost every element ends somewhere else
+    assert not np.allclose(fresh.loss[1:], run.loss[1:], rtol=1e-6)  # and the loss moved
+    # torch's recorded values stay as written
+    np.testing.assert_array_equal(_column(values, L, "torch value_after"), run.value_after)
+    np.testing.assert_array_equal([values[cell(FIRST + s, L.loss_col + 2)]
+                                   for s in range(L.steps)], run.loss)
+    before = _column(recomputed.values[CF_SHEETS[opt]], L, "new value")
+    assert_close(before, run.value_after, scale=scales(chain_of(rec), run)["new value"])
+
+
+def training(s) -> np.ndarray:
+    """The slice's ratings with the held-out ones blanked (NaN): what the loss sees."""
+    return np.where(s.valid, np.nan, s.ratings)
 
 
 def _autograd(ratings, u_weight, i_weight, u_bias, i_bias, grid) -> dict[str, np.ndarray]:
@@ -162,8 +207,9 @@ def _gradient_sizes(g, u_weight: np.ndarray) -> dict[str, np.ndarray]:
     sigmoid range), the slope is at most (hi - lo)/4, and each gradient adds such terms times
     a factor."""
     lo, hi = g.slice.y_range
-    y = np.abs(g.slice.ratings)
-    dx = np.where(np.isnan(y), 0, 2 / g.slice.n * (max(abs(lo), abs(hi)) + y) * (hi - lo) / 4)
+    y = np.abs(training(g.slice))
+    n = g.slice.n - g.slice.n_valid
+    dx = np.where(np.isnan(y), 0, 2 / n * (max(abs(lo), abs(hi)) + y) * (hi - lo) / 4)
     return {"u_weight": dx @ np.abs(g.i_weight), "i_weight": dx.T @ np.abs(u_weight),
             "u_bias": dx.sum(1), "i_bias": dx.sum(0)}
 
@@ -187,7 +233,7 @@ def test_the_gradients_sheet_is_autograd(rec, ratings, recomputed, edited):
     g = rec.gradients
     G = gradients_layout(g)
     sheet = _chain_rule(recomputed.values["gradients"], G)
-    fresh = _autograd(ratings, g.u_weight, g.i_weight, g.u_bias, g.i_bias, g.slice.ratings)
+    fresh = _autograd(ratings, g.u_weight, g.i_weight, g.u_bias, g.i_bias, training(g.slice))
     sizes = _gradient_sizes(g, g.u_weight)
     for name, value in sheet.items():
         assert_close(value, fresh[name], scale=sizes[name], err_msg=name)
@@ -206,7 +252,7 @@ def test_the_gradients_sheet_is_autograd(rec, ratings, recomputed, edited):
     u_weight[user, factor] += delta
     edited_cell = cell(G.g.pred_row + user, G.g.uf_col + factor)
     assert after.values["gradients"][edited_cell] == u_weight[user, factor]
-    moved = _autograd(ratings, u_weight, g.i_weight, g.u_bias, g.i_bias, g.slice.ratings)
+    moved = _autograd(ratings, u_weight, g.i_weight, g.u_bias, g.i_bias, training(g.slice))
     sheet = _chain_rule(after.values["gradients"], G)
     sizes = _gradient_sizes(g, u_weight)
     for name, value in sheet.items():
@@ -219,12 +265,15 @@ def test_rows_are_grouped_by_step_with_the_previous_step_a_fixed_offset_up(rec, 
     wb = openpyxl.load_workbook(book, read_only=True)
     E = len(rec.names)
     for opt, run in rec.runs.items():
-        L = StepLayout(opt, E, rec.steps)
-        rows = list(wb[CF_SHEETS[opt]].iter_rows(min_row=1, max_row=L.row(2, E - 1) + 1,
+        L = layout(rec, opt)
+        assert L.height == max(E, rec.n_ratings)
+        rows = list(wb[CF_SHEETS[opt]].iter_rows(min_row=1, max_row=L.row(3, 0),
                                               values_only=True))
         assert [h for h in rows[HEAD_ROW] if h][:len(L.columns)] == list(L.columns)
+        assert [h for h in rows[HEAD_ROW][L.rcol(RATING[0]):] if h][:len(RATING)] == list(RATING)
         hyper = {k: v for k, v in zip(rows[1][2:], rows[2][2:]) if k}
         assert hyper["lr"] == LRS[opt] and hyper["weight_decay"] == 0
+        assert (hyper["lo"], hyper["hi"]) == rec.y_range and hyper["n"].startswith("=COUNT(")
         for e in (0, E // 2, E - 1):
             start, one, two = rows[L.row(0, e)], rows[L.row(1, e)], rows[L.row(2, e)]
             assert start[0] == one[0] == two[0] == rec.names[e]
@@ -232,14 +281,25 @@ def test_rows_are_grouped_by_step_with_the_previous_step_a_fixed_offset_up(rec, 
             assert start[L.col("new value")] == run.value[0, e]  # the exact starting value
             for prev, row in ((L.row(0, e), one), (L.row(1, e), two)):
                 assert row[L.col("value")] == f"={cell(prev, L.col('new value'))}"
-            assert one[L.col("grad")] == run.grad[0, e]
+            assert one[L.col("grad")].startswith("=") and start[L.col("grad")] is None
+        # the first user's factor: d loss/dx of each of its ratings times the movie's factor
+        dx, value = L.rcol("d loss/dx"), L.col("value")
+        chain = chain_of(rec)
+        assert rows[L.row(2, 0)][L.col("grad")] == "=" + "+".join(
+            f"{cell(L.row(2, r), dx)}*{cell(L.row(2, chain.i_weight(m)), value)}"
+            for r, m in enumerate(chain.movies[chain.users == 0]))
+        r = L.row(1, 0)  # the first rating's forward pass: this step's parameter cells
+        assert rows[r][L.rcol("x")].startswith(
+            f"=SUMPRODUCT({cell(r, value)}:{cell(r + rec.n_factors - 1, value)},")
+        assert rows[r][L.rcol("error")] == f"={cell(r, dx - 2)}-{cell(r, dx - 4)}"
         if opt == "momentum":
             assert two[L.col("momentum_buffer")] == (
                 f"={cell(L.row(1, E - 1), L.col('momentum_buffer'))}*$D$3"
                 f"+{cell(L.row(2, E - 1), L.col('grad_used'))}")
         if opt == "adam":
-            assert hyper == {"lr": LRS[opt], "beta1": 0.9, "1 - beta1": "=1-$D$3", "beta2": 0.999,
-                             "1 - beta2": "=1-$F$3", "eps": 1e-8, "weight_decay": 0}
+            assert {k: v for k, v in hyper.items() if k not in ("lo", "hi", "n")} == {
+                "lr": LRS[opt], "beta1": 0.9, "1 - beta1": "=1-$D$3", "beta2": 0.999,
+                "1 - beta2": "=1-$F$3", "eps": 1e-8, "weight_decay": 0}
             assert two[L.col("exp_avg")].startswith(f"={cell(L.row(1, E - 1), L.col('exp_avg'))}+")
     assert rec.names[:6] == ("u_weight[0,0]", "u_weight[0,1]", "u_weight[0,2]", "u_weight[0,3]",
                              "u_weight[0,4]", "u_weight[1,0]")
@@ -278,7 +338,8 @@ def test_records_start_at_the_bias_sheets_model_and_learn(rec, ratings, seed):
         assert run.loss[-1] < run.loss[0] / 3  # the default lrs learn visibly in 30 steps
         assert run.lr.tolist() == [LRS[opt]] * rec.steps
     assert rec.runs["adam"].state["step"].tolist() == list(range(1, rec.steps + 1))
-    assert g.loss == rec.runs["sgd"].loss[0] and g.slice.n == rec.n_ratings == 210
+    assert g.loss == rec.runs["sgd"].loss[0] and g.slice.n == 210
+    assert rec.n_ratings == g.slice.n - g.slice.n_valid == 168  # the held-out fifth stays out
 
 
 @pytest.fixture(scope="module")
@@ -319,16 +380,21 @@ def test_traced_rows_on_the_whole_data_stay_small_and_verify(traced, ratings, en
                      scale=trajectory_size(start, run.value_after))
 
     path = write_workbook(tmp_path / "traced.xlsx", lambda b: write_cf_sheets(b, traced))
-    wb = openpyxl.load_workbook(path, read_only=True)
+    assert not traced.live
+    wb = openpyxl.load_workbook(path)
     for opt in traced.runs:
         ws = wb[CF_SHEETS[opt]]
         column = [row[0] for row in ws.iter_rows(min_row=FIRST + 1, values_only=True)]
         assert column == names * (steps + 1)  # one row per (step, element), step 0 included
+        # the gradients are torch's: no setting or start shows as editable, and the note says so
+        assert not [c.coordinate for row in ws.iter_rows() for c in row
+                    if (c.fill.fgColor.rgb or "")[-6:] == EDITABLE[1:]]
+        assert "not editable" in ws["A2"].value and ws["C3"].value == traced.runs[opt].hyper["lr"]
     report = verify(path, engine=engine)
     assert report.ok, report.failures[:5]
     checks = expected_checks(traced)
     assert {s: c.checked for s, c in report.sheets.items()} == checks
-    assert checks["cf_adam"] == 9 * E * steps + 2
+    assert checks["cf_adam"] == 8 * E * steps + 2
 
 
 def test_weight_decay_and_batches_follow_torch(ratings, engine, tmp_path, seed):

@@ -1,6 +1,8 @@
 """The `train` sheet: K steps of the slice model's training written as formulas. LibreOffice
-recomputes every band to torch's float64 run; an lr or optimizer edited with openpyxl re-trains
-the sheet to what a fresh torch run with those settings gives; every band is the same shape."""
+recomputes every band to torch's float64 run on the training ratings, with the held-out ratings'
+validation MSE beside; an lr or optimizer edited with openpyxl re-trains the sheet to what a
+fresh torch run with those settings gives, train and valid RMSE included; every band is the same
+shape."""
 
 import re
 
@@ -22,7 +24,7 @@ from cfxl.records.types.unrolled import UnrolledHyper
 from cfxl.records.unrolled import settings, unrolled_records
 from cfxl.proof.verify import verify
 from cfxl.workbooks import write_workbook
-from cfxl.sheets.refs import cell
+from cfxl.sheets.refs import area, cell
 from cfxl.sheets.unrolled_layout import FRAMES, UnrolledLayout
 from cfxl.sheets.unrolled import SHEET, write_unrolled_sheet
 
@@ -71,7 +73,7 @@ def trajectory(values: dict, L: UnrolledLayout):
 
 def loss_size(run) -> np.ndarray:
     """(steps,) what the MSE's rounding scales with: mean(e^2) moves by 2 mean(|e| de), and an
-    error e = y - pred keeps the rounding of y and pred, which nearly cancel."""
+    error e = pred - y keeps the rounding of y and pred, which nearly cancel."""
     y = np.nanmax(np.abs(run.slice.ratings))
     return 2 * np.sqrt(run.loss) * (y + np.nanmax(np.abs(run.pred), axis=(1, 2)))
 
@@ -90,11 +92,12 @@ def test_every_band_recomputes_to_torchs_run(rec, layout, recomputed):
     assert recomputed.errors == []
     U, M = rec.slice.ratings.shape
     elements = (U + M) * (rec.n_factors + 1)
-    # per step: step, 2 bias corrections, MSE; prediction, error and d loss/dx at each rating;
-    # per element gradient, Adam's two states and the update (the parameters copy the last
-    # band); the loss table's row
-    per_step = 4 + 3 * rec.slice.n + elements * 4 + 1
-    assert report.sheets[SHEET].checked == rec.steps * per_step + 1 + 2  # n; first, last MSE
+    # per step: step, 2 bias corrections, MSE, valid MSE; prediction, error and d loss/dx at
+    # each rating (0 where held out); per element gradient, Adam's two states and the update
+    # (the parameters copy the last band); the loss table's two MSEs
+    per_step = 5 + 3 * rec.slice.n + elements * 4 + 2
+    # n, n_valid; first and last MSE, train and valid RMSE
+    assert report.sheets[SHEET].checked == rec.steps * per_step + 2 + 4
     assert report.sheets[SHEET].max_rel_err <= RTOL
     values = recomputed.values[SHEET]
     assert_follows(values, layout, rec)
@@ -103,6 +106,25 @@ def test_every_band_recomputes_to_torchs_run(rec, layout, recomputed):
     assert_close([first, last], rec.loss[[0, -1]], scale=loss_size(rec)[[0, -1]])
     assert values[cell(*layout.summary("torch's last MSE"))] == rec.loss[-1]
     assert rec.loss[-1] < rec.loss[0] / 10  # Adam at its default lr learns visibly in K steps
+    assert_valid(values, layout, rec)
+    assert rec.valid_loss[-1] > 2 * rec.loss[-1]  # held-out ratings: the model overfits the rest
+
+
+def valid_size(run) -> np.ndarray:
+    """loss_size for the held-out ratings' MSE."""
+    y = np.nanmax(np.abs(run.slice.ratings))
+    return 2 * np.sqrt(run.valid_loss) * (y + np.nanmax(np.abs(run.pred), axis=(1, 2)))
+
+
+def assert_valid(values: dict, L: UnrolledLayout, run) -> None:
+    """The loss table's valid MSE at every step and the summary's train and valid RMSE are the
+    run's (RMSE: the square root halves the MSE's relative rounding)."""
+    table = [values[cell(L.table_row(k), L.side_col + 2)] for k in range(1, L.steps + 1)]
+    assert_close(table, run.valid_loss, scale=valid_size(run))
+    rmse = [values[cell(*L.summary(name))] for name in ("train RMSE", "valid RMSE")]
+    assert_close(rmse, np.sqrt([run.loss[-1], run.valid_loss[-1]]),
+                 scale=[loss_size(run)[-1] / np.sqrt(run.loss[-1]),
+                        valid_size(run)[-1] / np.sqrt(run.valid_loss[-1])])
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +156,8 @@ def test_an_edited_lr_or_optimizer_retrains_like_a_fresh_torch_run(edit, ratings
     assert_close(values[cell(*layout.summary("last MSE"))], fresh.loss[-1],
                  scale=loss_size(fresh)[-1])
     assert values[cell(*layout.summary("torch's last MSE"))] == rec.loss[-1]
+    assert_valid(values, layout, fresh)
+    assert not np.allclose(fresh.valid_loss, rec.valid_loss, rtol=1e-6)
     table = [values[cell(layout.table_row(k), layout.side_col + 1)]
              for k in range(1, layout.steps + 1)]
     assert_close(table, fresh.loss, scale=loss_size(fresh))
@@ -179,7 +203,8 @@ def test_every_band_is_the_same_shape_one_band_lower(book, layout):
     """Band k's cells, with each reference into the bands made relative to band k's top, are
     band 1's: the same labels, the same formulas, at the same positions."""
     ws = openpyxl.load_workbook(book, read_only=True)[SHEET]
-    ratings = range(layout.title_row, layout.rating_row + layout.n_users)  # the same for all
+    # the same for all: the ratings, and the held-out grid inside the start
+    ratings = range(layout.title_row, layout.start.pred_row + layout.n_users)
     rows = list(ws.iter_rows(min_row=1, max_row=layout.band(layout.steps + 1),
                              max_col=layout.side_col, values_only=True))
 
@@ -202,13 +227,15 @@ def test_every_band_is_the_same_shape_one_band_lower(book, layout):
     for (_, idx, r, c), (_, _, r0, c0) in zip(layout.frame(5, "params").elements(),
                                               layout.frame(4, "updated").elements()):
         assert rows[r][c] == f"={cell(r0, c0)}"
-    # band 0: torch's start (numbers) and zeros for every state
+    # band 0: torch's start (numbers, below the ratings), copied, and zeros for every state
     for name in FRAMES[2:]:
         start = [rows[r][c] for _, _, r, c in layout.frame(0, name).elements()]
         if name == "updated":
-            assert all(isinstance(v, float) for v in start)
+            assert start == [f"={cell(r, c)}" for _, _, r, c in layout.start.elements()]
         else:
             assert set(start) == {0}
+    assert all(isinstance(rows[r][c], float) for _, _, r, c in layout.start.elements())
+    assert layout.start.top < 3 * layout.n_users  # near the top, as the chart and settings
 
 
 def test_records_are_torch_optims_run_from_the_bias_sheets_start(ratings, rec):
@@ -221,7 +248,8 @@ def test_records_are_torch_optims_run_from_the_bias_sheets_start(ratings, rec):
     torch.manual_seed(rec.seed)
     model = EmbeddingDotBias(*s.shape, N_FACTORS, y_range=ratings.rating_range).double()
     opt = torch.optim.Adam(model.parameters(), lr=rec.hyper.lr)
-    users, movies, y = (torch.from_numpy(a) for a in (s.rows, s.cols, s.long_ratings))
+    train = ~s.long_valid  # the held-out ratings are never trained on
+    users, movies, y = (torch.from_numpy(a[train]) for a in (s.rows, s.cols, s.long_ratings))
     losses = []
     for _ in range(rec.steps):
         loss = F.mse_loss(model(users, movies), y)
@@ -232,12 +260,37 @@ def test_records_are_torch_optims_run_from_the_bias_sheets_start(ratings, rec):
     np.testing.assert_array_equal(rec.loss, losses)  # the same forward pass and optimizer
     np.testing.assert_array_equal(rec.value["u_weight"][-1], model.u_weight.weight.detach().numpy())
     # the recorded grids are the loss's own pieces
-    rated = ~np.isnan(rec.slice.ratings)
-    assert_close(np.nanmean(rec.err ** 2, axis=(1, 2)), rec.loss)  # positive terms: no cancelling
-    assert np.all(np.isnan(rec.pred[:, ~rated])) and np.all(rec.dloss_dx[:, ~rated] == 0)
+    rated, held = ~np.isnan(rec.slice.ratings), rec.slice.valid
+    assert 0.15 < held.sum() / rated.sum() < 0.25 and not (held & ~rated).any()
+    assert_close((rec.err ** 2)[:, rec.slice.train].mean(1), rec.loss)  # positive terms
+    assert_close((rec.err ** 2)[:, held].mean(1), rec.valid_loss)
+    assert np.all(np.isnan(rec.pred[:, ~rated])) and not np.isnan(rec.pred[:, rated]).any()
+    assert np.all(rec.dloss_dx[:, ~rated | held] == 0) and np.all(rec.dloss_dx[:, ~held & rated])
     assert set(rec.state) == {"exp_avg", "exp_avg_sq"}
     assert rec.step.tolist() == list(range(1, rec.steps + 1))
     np.testing.assert_array_equal(rec.grad_used["i_bias"], rec.grad["i_bias"])  # no decay
+
+
+def test_held_out_ratings_are_marked_and_the_loss_counts_only_the_rest(book, rec, layout):
+    wb = openpyxl.load_workbook(book)
+    ws = wb[SHEET]
+    g = layout.grid
+    for i, j in zip(*np.nonzero(~np.isnan(rec.slice.ratings))):
+        rating = ws.cell(layout.rating_row + i + 1, g.grid_col + j + 1)
+        mark = ws.cell(layout.start.pred_row + i + 1, g.grid_col + j + 1)
+        held = bool(rec.slice.valid[i, j])
+        assert rating.value == rec.slice.ratings[i, j] and mark.value == int(held)
+        assert (rating.fill.fgColor.rgb[-6:] == "D9D9D9") == held == (rating.border.left.style
+                                                                      is not None)
+    names = {n: d.attr_text for n, d in ws.defined_names.items()}
+    start = layout.start
+    assert names["held_out"] == "train!" + area(start.pred_row, g.grid_col, start.pred_row
+                                                + layout.n_users - 1, g.last_col, absolute="rc")
+    band = layout.band(1)
+    mse = ws.cell(band + 1, layout.loss_col + 1).value
+    assert "1-held_out" in mse and mse.endswith("/n")
+    assert ws.cell(band + 1, layout.valid_col + 1).value.endswith(",held_out)/n_valid")
+    assert ws.freeze_panes == cell(1, g.grid_col)
 
 
 def test_bad_settings_say_why(ratings):

@@ -1,14 +1,18 @@
 """The CF model's optimizer steps, recorded element by element, and one step's gradients.
 
 `cf_step_records` starts the `bias` sheet's slice model (EmbeddingDotBias over the lesson's
-crosstab, the full data's rating range, float64) from its initial parameters and trains it with
-torch.optim (SGD, SGD with momentum, Adam) for a few steps, recording with cfxl.engine.trace.Recorder
-every element of `u_weight`, `i_weight`, `u_bias` and `i_bias`: value, autograd's gradient,
-torch's state, lr and the value after the step. With `trace_users` / `trace_movies` the model is
-the whole data's instead and only those users' and movies' rows are recorded, so a trace stays
-small whatever the data size. `gradients` is autograd's side of the `gradients` sheet: the chain
-rule's every stage at the slice model's first step. Records are plain numpy (cfxl.sheets.cf_steps
-writes them); nothing here knows about workbooks.
+crosstab, the full data's rating range, float64) from its initial parameters and trains it on
+the slice's training ratings (Slice.train, as the bias and train sheets: the held-out fifth is
+never trained on) with torch.optim (SGD, SGD with momentum, Adam) for a few steps, recording
+with cfxl.engine.trace.Recorder every element of `u_weight`, `i_weight`, `u_bias` and `i_bias`:
+value, autograd's gradient, torch's state, lr and the value after the step. A full-batch slice
+run also records the forward pass at every training rating of every step (x, the prediction,
+d loss/dx): the live cf_* sheets compute the gradient from them, so the run is `live`. With
+`trace_users` / `trace_movies` the model is the whole data's instead and only those users' and
+movies' rows are recorded, so a trace stays small whatever the data size; such a run (or a
+mini-batch one) keeps autograd's gradient as recorded. `gradients` is autograd's side of the
+`gradients` sheet: the chain rule's every stage at the slice model's first step. Records are
+plain numpy (cfxl.sheets.cf_steps writes them); nothing here knows about workbooks.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ def cf_step_records(ratings: Ratings, *, steps: int = presets.CF_STEPS,
                     n_users: int = presets.SLICE_USERS, n_movies: int = presets.SLICE_MOVIES,
                     n_factors: int = presets.LESSON_FACTORS, opts=SLICE_OPTIMIZERS,
                     lr: float | Mapping[str, float] | None = None, weight_decay: float = 0.0,
+                    momentum: float = presets.CF_MOMENTUM, betas=presets.CF_BETAS,
                     bs: int | None = None, trace_users=None, trace_movies=None,
                     seed: int = presets.SEED) -> CFStepRecords:
     """Train and record the CF model with each of `opts`, every run from the same start.
@@ -50,6 +55,7 @@ def cf_step_records(ratings: Ratings, *, steps: int = presets.CF_STEPS,
     trace_movies (raw ids) the model is the `bias` sheet's slice model; with them,
     EmbeddingDotBias over all of `ratings` with only those rows recorded. bs None trains
     full-batch; otherwise each epoch draws a seeded permutation and takes batches of bs.
+    momentum and betas are SGD with momentum's and Adam's (each ignored by the others).
     """
     unknown = [o for o in opts if o not in SLICE_OPTIMIZERS]
     if unknown or not opts:
@@ -61,6 +67,7 @@ def cf_step_records(ratings: Ratings, *, steps: int = presets.CF_STEPS,
            for o in opts}
     s = take_slice(ratings, n_users, n_movies)
     traced = trace_users is not None or trace_movies is not None
+    live = not traced and bs is None
 
     if traced:
         users = torch.from_numpy(ratings.user_idx.astype(np.int64))
@@ -71,7 +78,8 @@ def cf_step_records(ratings: Ratings, *, steps: int = presets.CF_STEPS,
         follow_movies = _rows(ratings.movies, trace_movies)
         user_ids, movie_ids = ratings.users.ids, ratings.movies.ids
     else:
-        users, movies, y = slice_tensors(s)
+        train = torch.from_numpy(~s.long_valid)  # (n,) the held-out ratings stay out
+        users, movies, y = (t[train] for t in slice_tensors(s))
         shape = s.shape
         follow_users, follow_movies = np.arange(shape[0]), np.arange(shape[1])
         user_ids, movie_ids = s.user_ids, s.movie_ids
@@ -91,17 +99,19 @@ def cf_step_records(ratings: Ratings, *, steps: int = presets.CF_STEPS,
         for opt in opts:
             recorder = Recorder(follow)
             m = model(shape)
-            optimizer = single_tensor(opt, m, lr=lrs[opt], momentum=presets.CF_MOMENTUM,
+            optimizer = single_tensor(opt, m, lr=lrs[opt], momentum=momentum, betas=betas,
                                       weight_decay=weight_decay, eps=1e-8)
             batches = (full_batch(users, movies, y, steps) if bs is None
                        else _shuffled(users, movies, y, steps, bs, seed))
-            replay(m, optimizer, batches, recorder=recorder)
-            runs[opt] = _flatten(opt, recorder.result(), follow)
+            kept = replay(m, optimizer, batches, recorder=recorder,
+                          forward=bias_forward if live else None)
+            runs[opt] = _flatten(opt, recorder.result(), follow, kept if live else None)
         start = model(s.shape)
     names, ids = _elements(follow, n_factors, user_ids, movie_ids)
     return CFStepRecords(
         names=names, ids=ids, runs=runs, gradients=_gradients(start, s), traced=traced,
-        n_ratings=len(y), n_factors=n_factors, steps=steps, bs=bs, seed=seed, y_range=s.y_range)
+        live=live, n_ratings=len(y), n_factors=n_factors, steps=steps, bs=bs, seed=seed,
+        y_range=s.y_range)
 
 
 def _rows(idmap, raw_ids) -> np.ndarray:
@@ -125,8 +135,9 @@ def _shuffled(users, movies, y, steps: int, bs: int, seed: int):
         yield (users[idx], movies[idx]), y[idx]
 
 
-def _flatten(opt: str, trace, follow: dict) -> OptSteps:
-    """A Trace's parameters as (steps, n_elements) columns, in SLICE_PARAMS then row-major order."""
+def _flatten(opt: str, trace, follow: dict, kept=None) -> OptSteps:
+    """A Trace's parameters as (steps, n_elements) columns, in SLICE_PARAMS then row-major order;
+    with kept (replay's (prediction, x) per step) the forward pass as (steps, n_ratings)."""
     parts = [trace.params[name] for name in follow]
     steps = trace.n_steps
 
@@ -139,7 +150,10 @@ def _flatten(opt: str, trace, follow: dict) -> OptSteps:
     return OptSteps(opt=opt, optimizer=trace.optimizer, hyper=dict(trace.hyper), lr=trace.lr,
                     loss=trace.loss, value=cat(p.value for p in parts),
                     grad=cat(p.grad for p in parts), grad_used=cat(p.grad_used for p in parts),
-                    value_after=cat(p.value_after for p in parts), state=state)
+                    value_after=cat(p.value_after for p in parts), state=state,
+                    x=None if kept is None else np.stack([numpy(x) for _, x in kept]),
+                    pred=None if kept is None else np.stack([numpy(p) for p, _ in kept]),
+                    dloss_dx=None if kept is None else np.stack([numpy(x.grad) for _, x in kept]))
 
 
 def _elements(follow: dict, n_factors: int, user_ids, movie_ids):
@@ -156,11 +170,13 @@ def _elements(follow: dict, n_factors: int, user_ids, movie_ids):
 
 
 def _gradients(model: EmbeddingDotBias, s: Slice) -> Gradients:
-    """Autograd through each stage of the model's forward pass at its start, on the slice."""
+    """Autograd through each stage of the model's forward pass at its start, on the slice: the
+    prediction at every rated cell, the MSE over the training ones."""
     users, movies, y = slice_tensors(s)
+    train = torch.from_numpy(~s.long_valid)  # (n,)
     lo, hi = model.y_range
     pred, x = bias_forward(model, users, movies)  # (n,) each, keeping their gradients
-    loss = F.mse_loss(pred, y)
+    loss = F.mse_loss(pred[train], y[train])
     loss.backward()
     x_alone = x.detach().requires_grad_()
     (dpred_dx,) = torch.autograd.grad(sigmoid_range(x_alone, lo, hi).sum(), x_alone)  # (n,)

@@ -2,13 +2,15 @@
 
 `unrolled_records` starts the `bias` sheet's EmbeddingDotBias (the lesson's crosstab slice, the
 full data's rating range, float64) from torch's initial parameters and trains it full-batch with
-torch.optim (SGD, SGD with momentum or Adam, single-tensor code) for
-K steps, recording per step what the sheet computes as formulas: the parameters, the prediction
-at every rated cell, the errors, the MSE, d loss/dx (x = user . movie + biases), the gradient the
-optimizer uses, its state and the updated parameters. The forward pass is written out stage by
-stage so x keeps its gradient, and checked to be the model's own output. Parameters and state
-come from cfxl.engine.trace.Recorder. Records are plain numpy; nothing here knows about workbooks.
-Called again with other `UnrolledHyper` settings, it is the fresh torch run an edited sheet must match.
+torch.optim (SGD, SGD with momentum or Adam, single-tensor code) on the slice's training ratings
+(Slice.train: the held-out fifth is never trained on) for K steps, recording per step what the
+sheet computes as formulas: the parameters, the prediction at every rated cell (held-out ones
+too), the errors, the training MSE and the validation MSE, d loss/dx (x = user . movie + biases),
+the gradient the optimizer uses, its state and the updated parameters. The forward pass is
+written out stage by stage so x keeps its gradient, and checked to be the model's own output.
+Parameters and state come from cfxl.engine.trace.Recorder. Records are plain numpy; nothing here
+knows about workbooks. Called again with other `UnrolledHyper` settings, it is the fresh torch
+run an edited sheet must match.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import replace
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from cfxl import presets
 from cfxl.data.ratings import Ratings
@@ -60,14 +63,23 @@ def unrolled_records(ratings: Ratings, *, steps: int = presets.UNROLLED_STEPS,
     h = settings(hyper)
     s = take_slice(ratings, n_users, n_movies)
     users, movies, y = slice_tensors(s)
+    train, valid = ~torch.from_numpy(s.long_valid), torch.from_numpy(s.long_valid)  # (n,) each
+
+    def forward(model, users, movies):
+        """The training ratings' forward pass, and (no gradient) the held-out ones'."""
+        pred, x = bias_forward(model, users, movies)
+        with torch.no_grad():
+            held_out = model(*cells[:, valid])
+        return pred, (x, held_out)
 
     with torch.random.fork_rng(devices=[]):  # leave the caller's random state as it was
         model = seeded(lambda: EmbeddingDotBias(*s.shape, n_factors, y_range=s.y_range), seed)
     optimizer = single_tensor(h.opt, model, lr=h.lr, momentum=h.momentum, betas=h.betas,
                               eps=h.eps, weight_decay=h.weight_decay)
     recorder = Recorder()
-    kept = replay(model, optimizer, full_batch(users, movies, y, steps), forward=bias_forward,
-                  recorder=recorder)
+    cells = torch.stack([users, movies])  # (2, n)
+    kept = replay(model, optimizer, full_batch(*cells[:, train], y[train], steps),
+                  forward=forward, recorder=recorder)
     trace = recorder.result()
 
     def stacked(get) -> Params:
@@ -81,11 +93,16 @@ def unrolled_records(ratings: Ratings, *, steps: int = presets.UNROLLED_STEPS,
              if name in trace.params["u_weight"].state}
     k = np.arange(1, steps + 1, dtype=np.float64)
     grids = {}
-    for name, flat, blank in (("pred", [numpy(out) for out, _ in kept], np.nan),
-                              ("dloss_dx", [numpy(x.grad) for _, x in kept], 0.0)):
-        grid = np.full((steps, *s.shape), blank)
-        grid[:, s.rows, s.cols] = np.stack(flat)
-        grids[name] = grid
+    at = {"train": s.train, "valid": s.valid}
+    for name, cell_set, flat, blank in (
+            ("pred", "train", [numpy(out) for out, _ in kept], np.nan),
+            ("pred", "valid", [numpy(held) for _, (_, held) in kept], np.nan),
+            ("dloss_dx", "train", [numpy(x.grad) for _, (x, _) in kept], 0.0)):
+        grid = grids.setdefault(name, np.full((steps, *s.shape), blank))
+        grid[:, at[cell_set]] = np.stack(flat)
+    y_valid = y[valid]
+    valid_loss = [F.mse_loss(held, y_valid).item() for _, (_, held) in kept] if len(y_valid) else [
+        np.nan] * steps
     beta1, beta2 = h.betas
     return UnrolledRecords(
         slice=s, n_factors=n_factors, seed=seed, hyper=h, value=value,
@@ -94,5 +111,5 @@ def unrolled_records(ratings: Ratings, *, steps: int = presets.UNROLLED_STEPS,
         # torch's Python-float expressions (Adam's step is a float there)
         bias_correction1=np.array([1 - beta1 ** t for t in k]),
         bias_correction2=np.array([1 - beta2 ** t for t in k]),
-        loss=trace.loss, pred=grids["pred"], err=s.ratings - grids["pred"],
-        dloss_dx=grids["dloss_dx"])
+        loss=trace.loss, valid_loss=np.array(valid_loss), pred=grids["pred"],
+        err=grids["pred"] - s.ratings, dloss_dx=grids["dloss_dx"])

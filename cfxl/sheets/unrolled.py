@@ -1,6 +1,8 @@
 """The `train` sheet: K steps of full-batch training of the slice model, entirely as formulas.
 
-Editing lr or the optimizer cell re-trains the model inside the spreadsheet.
+Editing lr or the optimizer cell re-trains the model inside the spreadsheet. A fifth of the
+slice's ratings is held out (Slice.valid, grey with a border): not in the loss or the gradients,
+only in each step's validation MSE, beside the training MSE torch minimises.
 
 Each step is a band of rows (positions: cfxl.sheets.unrolled_layout): the parameters (the previous
 band's updated ones), the prediction grid with the sigmoid range, the errors and the MSE, the
@@ -16,10 +18,10 @@ order of operations:
                      param - lr / bias_correction1 * m / (SQRT(v) / bias_correction2^0.5 + eps)
 
 where ' is the previous band's cell, each state is wrapped in IF(optimizer=...) and the update
-chooses by the `optimizer` cell. Settings are
-sheet-level names (lr, optimizer, momentum, beta1, beta2, eps, weight_decay, lo, hi, n), so the
-formulas read as the rules do. Every formula torch computes is cached with torch's value
-(cfxl.records.unrolled) and listed for `cfxl recalc --verify`.
+chooses by the `optimizer` cell. Settings are sheet-level names (lr, optimizer, momentum, beta1,
+beta2, eps, weight_decay, lo, hi, n, n_valid, held_out), so the formulas read as the rules do.
+Every formula torch computes is cached with torch's value (cfxl.records.unrolled) and listed for
+`cfxl recalc --verify`.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ from cfxl.sheets.grid import (
 )
 from cfxl.sheets.refs import area, cell, column
 from cfxl.sheets.rules import RULES, render
-from cfxl.sheets.unrolled_layout import FRAMES, UnrolledLayout
+from cfxl.sheets.styles import error_scale
+from cfxl.sheets.unrolled_layout import FIRST_BAND, FRAMES, UnrolledLayout
 from cfxl.sheets.unrolled_top import write_legend, write_settings, write_summary
 
 SHEET = "train"
@@ -58,7 +61,8 @@ TITLES = {  # each block's title and a second line, in its empty top-left corner
     "grad": ("gradient", "(+ weight_decay * param)"),
     **{state: (state, f"({OWNER[state]} only)") for state in UNROLLED_STATES},
     "updated": ("updated parameters", "(torch.optim's rule)"),
-    "start": ("start: torch's initial", "parameters (edit them)"),  # band 0's `updated`
+    "start": ("start: torch's initial", "parameters (edit them)"),
+    "copy": ("the start", "(a copy of the top's)"),  # band 0's `updated`
 }
 
 
@@ -72,8 +76,9 @@ def write_unrolled_sheet(book: Book, rec: UnrolledRecords) -> None:
                          f"{MAX_ROWS:,}: take fewer steps")
     ws = book.sheet(SHEET, _note(rec, L))
     write_settings(book, ws, L, rec)
-    write_crosstab(book, ws, L.grid, rec.slice)
+    write_crosstab(book, ws, L.grid, rec.slice, mark_valid=True)
     book.text(ws, L.rating_row, L.grid.uf_col, "ratings", "group")
+    book.text(ws, L.rating_row + 1, L.grid.uf_col, "grey: held out", "note")
     write_legend(book, ws, L)
     _start(book, ws, L, rec)
     for k, tol in enumerate(_tolerances(rec), start=1):
@@ -84,11 +89,14 @@ def write_unrolled_sheet(book: Book, rec: UnrolledRecords) -> None:
 
 def _note(rec: UnrolledRecords, L: UnrolledLayout) -> str:
     h, per_factor = rec.hyper, 6 * (L.n_users + L.n_movies)
-    return (f"The bias sheet's EmbeddingDotBias on the slice's {rec.slice.n} ratings, {L.n_factors} "
+    s = rec.slice
+    return (f"The bias sheet's EmbeddingDotBias on the slice's {s.n - s.n_valid} training ratings "
+            f"({s.n_valid} more held out for validation, grey), {L.n_factors} "
             f"factors, trained full-batch for {L.steps} steps entirely in formulas, a band of "
             f"{L.band_rows} rows per step; torch.optim ({h.opt}, lr {h.lr:g}, float64) computed "
-            f"every cached value. Edit lr or pick another optimizer (yellow, top right): every "
-            f"band, the loss table and the chart recompute. Size: {L.formulas_per_step:,} "
+            f"every cached value. Edit lr, pick another optimizer (yellow, top right) or edit a "
+            f"start value (yellow, below the ratings): every band, the loss table and the chart "
+            f"recompute. Size: {L.formulas_per_step:,} "
             f"formulas per step, {L.formulas:,} in all; a step costs 3 grids of {L.n_users} x "
             f"{L.n_movies} plus 6 per parameter, a factor {per_factor} more per step (200 steps "
             f"of 3 factors: about 280,000 formulas, seconds to recompute).")
@@ -113,17 +121,28 @@ def _band_title(book: Book, ws, L: UnrolledLayout, k: int) -> None:
 
 
 def _start(book: Book, ws, L: UnrolledLayout, rec: UnrolledRecords) -> None:
-    """Band 0: torch's initial parameters as the `updated` block, zeros for the state."""
+    """Band 0: torch's initial parameters (editable) around the held-out grid, right below the
+    ratings; zeros for the state; its `updated` block a copy of the start."""
     _band_title(book, ws, L, 0)
     book.text(ws, L.band(0), L.grid.grid_col,
               "the start: torch's initial parameters (seed "
-              f"{rec.seed}) in 'updated parameters' below, the optimizer's empty state as zeros",
+              f"{rec.seed}) below the ratings, the optimizer's empty state as zeros",
               "note")
     start = {p: rec.value[p][0] for p in SLICE_PARAMS}
     zeros = {p: np.zeros_like(v) for p, v in start.items()}
+    S = L.start
+    _frame(book, ws, S, rec, "start", start)
+    book.text(ws, S.top - 1, S.grid_col, "inside the start: 1 where a rating is held out "
+              "(validation only), 0 where the model trains on it", "group")
+    for i, j in zip(*np.nonzero(~np.isnan(rec.slice.ratings))):
+        held = bool(rec.slice.valid[i, j])
+        book.number(ws, S.pred_row + i, S.grid_col + j, int(held), "held_out" if held else "int")
     for name in UNROLLED_STATES:
         _frame(book, ws, L.frame(0, name), rec, name, zeros, "sci")
-    _frame(book, ws, L.frame(0, "updated"), rec, "start", start)
+    copy = L.frame(0, "updated")
+    _frame(book, ws, copy, rec, "copy")
+    for (p, idx, r, c), (_, _, r0, c0) in zip(copy.elements(), S.elements()):
+        book.formula(ws, r, c, f"={cell(r0, c0)}", start[p][idx], "num6", check=False)
 
 
 def _refs(now: dict[str, str], was: dict[str, str]):
@@ -156,25 +175,32 @@ def _band(book: Book, ws, L: UnrolledLayout, rec: UnrolledRecords, k: int, tol: 
     # forward: predictions, errors, the MSE; backward: d loss/dx
     U, gc, lc = L.n_users, P.grid_col, P.last_col
     er, dx = L.err_row(k), G.pred_row
-    book.text(ws, L.err_head(k), 0, "error = rating - prediction", "group")
+    book.text(ws, L.err_head(k), 0, "error = prediction - rating", "group")
     write_grid_ids(book, ws, P, rec.slice, L.err_head(k))
     unrated = np.isnan(rec.slice.ratings)  # not in the loss: nothing of torch's to check
     for i in range(U):
         for j in range(L.n_movies):
             c = gc + j
             y, p = cell(L.rating_row + i, c), cell(P.pred_row + i, c)
+            held = cell(L.start.pred_row + i, c)  # 1: held out, not in the loss
             grids = (
                 (P.pred_row, prediction_formula(P, i, j, ("lo", "hi")), rec.pred, None, "num", ""),
-                (er, f'=IF({y}="","",{y}-{p})', rec.err, tol["err"], "num", ""),
-                (dx, f'=IF({y}="",0,2/n*({p}-{y})*(({p}-lo)*(hi-{p})/(hi-lo)))', rec.dloss_dx,
-                 tol["dloss_dx"], "sci", 0))
+                (er, f'=IF({y}="","",{p}-{y})', rec.err, tol["err"], "num", ""),
+                (dx, f'=IF(OR({y}="",{held}=1),0,2/n*({p}-{y})*(({p}-lo)*(hi-{p})/(hi-lo)))',
+                 rec.dloss_dx, tol["dloss_dx"], "sci", 0))
             for top, formula, values, scale, fmt, blank in grids:
                 formula_or_blank(book, ws, top + i, c, formula,
                                  np.nan if unrated[i, j] else values[s, i, j], fmt, blank=blank,
                                  scale=None if scale is None else scale[i, j])
     errors = area(er, gc, er + U - 1, lc)
+    ws.conditional_format(errors, error_scale(rec.slice.y_range[1] - rec.slice.y_range[0]))
     book.text(ws, t, L.loss_col - 1, "MSE", "right")
-    book.formula(ws, t, L.loss_col, f"=SUMSQ({errors})/COUNT({errors})", rec.loss[s], "loss")
+    book.formula(ws, t, L.loss_col, f"=SUMPRODUCT({errors},{errors},1-held_out)/n", rec.loss[s],
+                 "loss", scale=tol["mse"])
+    if rec.slice.n_valid:
+        book.text(ws, t, L.valid_col - 1, "valid MSE", "right")
+        book.formula(ws, t, L.valid_col, f"=SUMPRODUCT({errors},{errors},held_out)/n_valid",
+                     rec.valid_loss[s], "num", scale=tol["valid_mse"])
 
     # every element: parameter, gradient, optimizer state, update (torch's rules, rendered here)
     tops = {name: here[name].top for name in FRAMES}
@@ -222,12 +248,12 @@ def _chain_rule(P: Frame, dx: int, p: str, idx) -> str:
 
 def _tolerances(rec: UnrolledRecords):
     """Per step, the size of the numbers each verified value is a difference of (cfxl.proof.verify's
-    scale): rating - prediction cancels near convergence, and so do the gradient's sums and the
+    scale): prediction - rating cancels near convergence, and so do the gradient's sums and the
     running sums of gradients; a parameter is its start minus every update so far, and may come
     close to zero. Yields a dict per step, 0..K-1, of arrays shaped like what they scale."""
-    h, n = rec.hyper, rec.slice.n
+    h, n = rec.hyper, rec.slice.n - rec.slice.n_valid
     lo, hi = rec.slice.y_range
-    rated = ~np.isnan(rec.slice.ratings)
+    rated, held = rec.slice.train, rec.slice.valid  # in the loss; held out
     y = np.abs(np.nan_to_num(rec.slice.ratings))  # (U, M)
     size = {p: np.abs(rec.value[p][0]) for p in SLICE_PARAMS}  # the largest |parameter| so far
     buf = {p: 0.0 for p in SLICE_PARAMS}
@@ -237,7 +263,7 @@ def _tolerances(rec: UnrolledRecords):
         # d loss/dx per unit of error (where the error is exactly 0, the steepest slope)
         ratio = np.divide(rec.dloss_dx[s], rec.err[s], out=np.full(y.shape, 2 / n * (hi - lo) / 4),
                           where=rated & (rec.err[s] != 0))
-        dx = y * np.abs(ratio)  # (U, M)
+        dx = y * np.abs(ratio) * rated  # (U, M)
         grad = {"u_weight": dx @ np.abs(v["i_weight"]), "i_weight": dx.T @ np.abs(v["u_weight"]),
                 "u_bias": dx.sum(1), "i_bias": dx.sum(0)}
         grad = {p: grad[p] + abs(h.weight_decay) * np.abs(v[p]) for p in SLICE_PARAMS}
@@ -245,13 +271,18 @@ def _tolerances(rec: UnrolledRecords):
         avg = {p: h.betas[0] * avg[p] + grad[p] for p in SLICE_PARAMS}
         after = {p: rec.value[p][s + 1] for p in SLICE_PARAMS}
         size = {p: np.maximum(size[p], np.abs(after[p])) for p in SLICE_PARAMS}
+        # a sum of squared errors moves by 2 |error| times each error's rounding (of y's size)
+        sq = 2 * np.abs(np.nan_to_num(rec.err[s])) * y
         yield {"err": y, "dloss_dx": dx, "grad": grad, "momentum_buffer": buf, "exp_avg": avg,
+               "mse": sq[rated].mean(), "valid_mse": sq[held].mean() if held.any() else 0.0,
                "updated": {p: size[p] + np.abs(after[p] - v[p]) for p in SLICE_PARAMS}}
 
 
 def _looks(ws, L: UnrolledLayout, rec: UnrolledRecords) -> None:
-    """Column widths, and the ratings' colour scale on every prediction grid."""
+    """Column widths, the ratings' colour scale on every prediction grid, and frozen panes: the
+    note row and the user columns (biases, factors, ids) stay while the bands scroll."""
     g = L.grid
+    ws.freeze_panes(FIRST_BAND, g.grid_col)
     ws.set_column(g.ub_col, g.id_col - 1, 11)
     ws.set_column(g.id_col, g.id_col, 9)
     ws.set_column(g.grid_col, L.side_col - 1, 10)

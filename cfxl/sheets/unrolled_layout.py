@@ -9,8 +9,10 @@ A band is a title row (step, MSE, Adam's bias corrections) and, going down, seve
 it), the error grid, `grad` (the gradients, framed the same way around the d loss/dx grid), the
 optimizer's `momentum_buffer`, `exp_avg` and `exp_avg_sq` and the `updated` parameters (shaped
 like the parameters, with no grid inside). Band k's `params` are band k - 1's `updated`: the
-same cell one band up. Band 0 is the start: its `updated` holds torch's initial parameters, its
-state zeros, and the rows its other blocks would use hold the ratings and a legend.
+same cell one band up. Band 0 is the start: in the rows its other blocks would use, the ratings
+(held-out ones marked), the editable `start` (torch's initial parameters, shaped like the
+parameters around the held-out grid: 1 where a rating is held out for validation), a legend and
+the chart; its state blocks hold zeros and its `updated` block copies the start.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ FIRST_BAND = 1   # row 2: band 0's title row
 FRAMES = ("params", "grad", *UNROLLED_STATES, "updated")
 # The settings at the top, in order: editable (yellow) except lo, hi and n.
 SETTINGS = ("lr", "optimizer", "momentum", "beta1", "beta2", "eps", "weight_decay", "lo", "hi",
-            "n")
-SUMMARY = ("first MSE", "last MSE", "torch's last MSE", "difference", "steps K", "factors F",
-           "formulas per step", "formulas in all")
+            "n", "n_valid")
+SUMMARY = ("first MSE", "last MSE", "torch's last MSE", "difference", "train RMSE", "valid RMSE",
+           "torch's valid RMSE", "steps K", "factors F", "formulas per step", "formulas in all")
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,12 @@ class UnrolledLayout:
         return Frame(self.n_users, self.n_movies, self.n_factors, True, self.rating_row,
                      top=self.band(k) + at)
 
+    @property
+    def start(self) -> Frame:
+        """The editable start, right below the ratings; its grid is the held-out grid."""
+        return Frame(self.n_users, self.n_movies, self.n_factors, True, self.rating_row,
+                     top=self.rating_row + self.n_users + 1)
+
     def err_head(self, k: int) -> int:
         return self.band(k) + 1 + self.frame_rows
 
@@ -83,9 +91,14 @@ class UnrolledLayout:
         return self.grid.grid_col + 4, self.grid.grid_col + 8
 
     @property
+    def valid_col(self) -> int:
+        """The held-out ratings' MSE at the band's parameters."""
+        return self.grid.grid_col + 12
+
+    @property
     def side_col(self) -> int:
         """The top's settings, summary and loss table: right of everything the bands use."""
-        return max(self.grid.last_col, self.bc_cols[1]) + 2
+        return max(self.grid.last_col, self.valid_col) + 2
 
     def setting(self, name: str) -> tuple[int, int]:
         """A setting's value cell; its label is left of it (below the tall movie-title row)."""
@@ -95,7 +108,7 @@ class UnrolledLayout:
         return self.id_row + len(SETTINGS) + 2 + SUMMARY.index(name), self.side_col + 1
 
     @property
-    def table_head(self) -> int:  # step | MSE | torch's MSE, then a row per step
+    def table_head(self) -> int:  # step | MSE | valid MSE | torch's two, then a row per step
         return self.summary(SUMMARY[-1])[0] + 2
 
     def table_row(self, k: int) -> int:
@@ -103,19 +116,25 @@ class UnrolledLayout:
 
     @property
     def legend_rows(self) -> range:
-        """Band 0's rows below the ratings that its params, error and grad blocks leave free."""
-        return range(self.rating_row + self.n_users + 1, self.frame(0, "momentum_buffer").top)
+        """Band 0's rows below the start that its params, error and grad blocks leave free (the
+        chart is anchored at the first, right of the legend's text)."""
+        return range(self.start.top + self.frame_rows, self.frame(0, "momentum_buffer").top)
+
+    @property
+    def chart_col(self) -> int:
+        return self.grid.grid_col + 4
 
     @property
     def formulas_per_step(self) -> int:
         """Formulas in a band: three grids (prediction, error, d loss/dx), six per parameter
-        element (parameter, gradient, three states, update) and four in the title row (step,
-        MSE, the two bias corrections)."""
+        element (parameter, gradient, three states, update) and five in the title row (step,
+        MSE, the two bias corrections, the valid MSE)."""
         U, M, k = self.n_users, self.n_movies, self.n_factors
-        return 3 * U * M + 6 * (U + M) * (k + 1) + 4
+        return 3 * U * M + 6 * (U + M) * (k + 1) + 5
 
     @property
     def formulas(self) -> int:
-        """All formulas: the bands, the loss table (one per step), the summary's first and last
-        MSE and difference, and n."""
-        return self.steps * (self.formulas_per_step + 1) + 4
+        """All formulas: the bands, the loss table (two per step), band 0's copy of the start,
+        the summary's first and last MSE, difference and two RMSEs, n and n_valid."""
+        elements = (self.n_users + self.n_movies) * (self.n_factors + 1)
+        return self.steps * (self.formulas_per_step + 2) + elements + 7

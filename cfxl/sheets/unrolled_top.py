@@ -1,6 +1,7 @@
 """The top of the `train` sheet: settings, a legend, the summary, the loss table and its chart.
 
-The settings are named cells the formulas use; the legend says how a band reads."""
+The settings are named cells the formulas use (and `held_out`, the start's grid of 1s where a
+rating is held out for validation); the legend says how a band reads."""
 
 from __future__ import annotations
 
@@ -13,16 +14,16 @@ from cfxl.sheets.unrolled_layout import SETTINGS, SUMMARY, UnrolledLayout
 HINTS = {"lr": "edit me", "optimizer": "sgd, momentum or adam", "momentum": "momentum only",
          "beta1": "adam only", "beta2": "adam only", "eps": "adam only",
          "weight_decay": "L2, added to the gradient", "lo": "sigmoid range", "hi": "sigmoid range",
-         "n": "ratings in the loss"}
+         "n": "training ratings: in the loss", "n_valid": "held out (grey): validation only"}
 LEGEND = (
     "How a band reads (one band per step; step k + 1's band is the same shape, one band lower):",
     "parameters: the previous band's updated parameters (movie rows above, user columns left)",
     "prediction = sigmoid(user . movie + user bias + movie bias) * (hi - lo) + lo, as the model",
-    "error = rating - prediction; MSE (title row) = SUMSQ(errors) / n, the loss torch minimises",
-    "d loss/dx = 2/n (prediction - rating) (prediction - lo)(hi - prediction)/(hi - lo)",
+    "error = prediction - rating; MSE (title row): training errors' sum of squares / n, the loss",
+    "d loss/dx = 2/n error (prediction - lo)(hi - prediction)/(hi - lo); 0 where held out",
     "gradient: d loss/dx summed along a user's row (times the movie factors) or a movie's column",
     "state and update: torch.optim's rules for the optimizer cell; other optimizers' state is 0",
-    "Band 0 is the start: torch's initial parameters (yellow, editable) and empty state (zeros)",
+    "Band 0 is the start: torch's initial parameters (yellow, editable, above), empty state (0)",
 )
 
 
@@ -41,20 +42,29 @@ def write_settings(book: Book, ws, L: UnrolledLayout, rec: UnrolledRecords) -> N
         if name == "n":
             ratings = area(L.rating_row, L.grid.grid_col, L.rating_row + L.n_users - 1,
                            L.grid.last_col, absolute="rc")
-            book.formula(ws, r, c, f"=COUNT({ratings})", rec.slice.n, "int")
+            book.formula(ws, r, c, f"=COUNT({ratings})-n_valid", rec.slice.n - rec.slice.n_valid,
+                         "int")
+        elif name == "n_valid":
+            book.formula(ws, r, c, "=SUM(held_out)", rec.slice.n_valid, "int")
         elif name == "optimizer":
             book.text(ws, r, c, values[name], "hyper")
             ws.data_validation(r, c, r, c, {"validate": "list", "source": list(SLICE_OPTIMIZERS),
                                             "error_message": "sgd, momentum or adam"})
         else:
-            book.number(ws, r, c, values[name], "hyper" if name not in ("lo", "hi") else "num2")
+            fmt = {"lo": "num2", "hi": "num2", "eps": "hyper_sci"}.get(name, "hyper")
+            book.number(ws, r, c, values[name], fmt)
         book.wb.define_name(f"{ws.name}!{name}", "=" + on_sheet(ws.name, cell(r, c, absolute="rc")))
+    g = L.start
+    book.wb.define_name(f"{ws.name}!held_out", "=" + on_sheet(ws.name, area(
+        g.pred_row, g.grid_col, g.pred_row + L.n_users - 1, g.last_col, absolute="rc")))
 
 
 def write_summary(book: Book, ws, L: UnrolledLayout, rec: UnrolledRecords) -> None:
-    """First and last MSE (live) against torch's, the size, the loss table and its chart."""
+    """First and last MSE (live) against torch's, the last step's train and valid RMSE, the
+    size, the loss table (the MSE and the valid MSE at every step) and its chart."""
     S = L.side_col
     first, last = L.table_row(1), L.table_row(L.steps)
+    valid = rec.slice.n_valid > 0
     book.text(ws, L.summary(SUMMARY[0])[0] - 1, S, "summary", "group")
     sized = {"steps K": L.steps, "factors F": L.n_factors,
              "formulas per step": L.formulas_per_step, "formulas in all": L.formulas}
@@ -70,28 +80,45 @@ def write_summary(book: Book, ws, L: UnrolledLayout, rec: UnrolledRecords) -> No
         elif name == "difference":
             live, torch = (cell(*L.summary(s)) for s in ("last MSE", "torch's last MSE"))
             book.formula(ws, r, c, f"={live}-{torch}", 0.0, "torch_sci", check=False)
-        else:
+        elif name == "train RMSE":
+            book.formula(ws, r, c, f"=SQRT({cell(*L.summary('last MSE'))})",
+                         rec.loss[-1] ** 0.5, "loss")
+        elif name == "valid RMSE" and valid:
+            book.formula(ws, r, c, f"=SQRT({cell(last, S + 2)})", rec.valid_loss[-1] ** 0.5,
+                         "loss")
+        elif name == "torch's valid RMSE" and valid:
+            book.number(ws, r, c, rec.valid_loss[-1] ** 0.5, "torch")
+        elif name in sized:
             book.number(ws, r, c, sized[name], "int")
     book.text(ws, L.summary("last MSE")[0], S + 2, f"at step {L.steps}, before its update", "note")
+    book.text(ws, L.summary("train RMSE")[0], S + 2, "the last step's, square roots of its MSEs",
+              "note")
 
-    for d, head in enumerate(("step", "MSE", "torch's MSE")):
+    heads = ("step", "MSE", "valid MSE", "torch's MSE", "torch's valid MSE")
+    for d, head in enumerate(heads):
         book.text(ws, L.table_head, S + d, head, "head")
     for k in range(1, L.steps + 1):
         r = L.table_row(k)
         book.number(ws, r, S, k, "int")
         book.formula(ws, r, S + 1, f"={cell(L.band(k), L.loss_col)}", rec.loss[k - 1], "num")
-        book.number(ws, r, S + 2, rec.loss[k - 1], "torch")
+        book.number(ws, r, S + 3, rec.loss[k - 1], "torch")
+        if valid:
+            book.formula(ws, r, S + 2, f"={cell(L.band(k), L.valid_col)}",
+                         rec.valid_loss[k - 1], "num")
+            book.number(ws, r, S + 4, rec.valid_loss[k - 1], "torch")
     chart = book.wb.add_chart({"type": "line"})
-    for d, name in ((1, "this sheet"), (2, "torch, as written")):
+    for d, name in enumerate(heads[1:], start=1):
+        if d % 2 == 0 and not valid:
+            continue
         chart.add_series({"name": name, "categories": [ws.name, first, S, last, S],
                           "values": [ws.name, first, S + d, last, S + d],
-                          **({"line": {"dash_type": "dash", "color": "#7F7F7F"}} if d == 2 else {})})
-    chart.set_title({"name": "MSE by step"})
+                          **({"line": {"dash_type": "dash"}} if d > 2 else {})})
+    chart.set_title({"name": "MSE by step: training and held-out ratings"})
     chart.set_x_axis({"name": "step"})
     chart.set_y_axis({"name": "MSE", "log_base": 10})
     chart.set_legend({"position": "bottom"})
-    chart.set_size({"width": 640, "height": 400})
-    ws.insert_chart(L.band(0), S + 5, chart)
+    chart.set_size({"width": 560, "height": max(240, 20 * len(L.legend_rows))})
+    ws.insert_chart(L.legend_rows[0], L.chart_col, chart)
 
 
 def write_legend(book: Book, ws, L: UnrolledLayout) -> None:

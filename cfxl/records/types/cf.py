@@ -27,14 +27,20 @@ class OptSteps:
     grad_used: np.ndarray     # (steps, n_elements) grad + weight_decay * value
     value_after: np.ndarray   # (steps, n_elements)
     state: dict[str, np.ndarray]  # torch's names, after the step: (steps, n_elements);
+    # a live run's forward pass at each of the slice's ratings (long order), before each step;
+    # None for a traced or mini-batch run
+    x: np.ndarray | None = None         # (steps, n_ratings) user . movie + user bias + movie bias
+    pred: np.ndarray | None = None      # (steps, n_ratings) sigmoid range of x
+    dloss_dx: np.ndarray | None = None  # (steps, n_ratings) autograd's d MSE/dx
 
 
 @dataclass(frozen=True, eq=False)
 class Gradients:
     """The slice model at its initial parameters, and autograd's gradient of its full-batch MSE
-    through every stage: d loss/d prediction, d prediction/dx (x = dot + biases), d loss/dx, and
-    the parameters' gradients. Grids are (n_users, n_movies); unrated cells hold NaN in `pred`
-    and `dpred_dx`, 0 in `dloss_dpred` and `dloss_dx` (they are not in the loss)."""
+    over the training ratings (Slice.train) through every stage: d loss/d prediction,
+    d prediction/dx (x = dot + biases), d loss/dx, and the parameters' gradients. Grids are
+    (n_users, n_movies); unrated cells hold NaN in `pred` and `dpred_dx`, unrated and held-out
+    cells 0 in `dloss_dpred` and `dloss_dx` (they are not in the loss)."""
 
     slice: Slice
     u_weight: np.ndarray      # (n_users, n_factors)
@@ -49,7 +55,7 @@ class Gradients:
     d_i_weight: np.ndarray    # (n_movies, n_factors)
     d_u_bias: np.ndarray      # (n_users,)
     d_i_bias: np.ndarray      # (n_movies,)
-    loss: float               # the MSE
+    loss: float               # the training ratings' MSE
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,6 +67,7 @@ class CFStepRecords:
     runs: dict[str, OptSteps]  # by opt, in the order asked for
     gradients: Gradients
     traced: bool              # True: the whole data's model, chosen rows; False: the slice model
+    live: bool                # the slice model trained full-batch: every gradient a formula
     n_ratings: int            # ratings trained on
     n_factors: int
     steps: int

@@ -40,8 +40,9 @@ class Params:
 
 @dataclass(frozen=True, eq=False)
 class UnrolledRecords:
-    """K steps of full-batch training of the slice model. Grids are (steps, n_users, n_movies)
-    with NaN at unrated cells (0 in dloss_dx: they are not in the loss)."""
+    """K steps of full-batch training of the slice model on its training ratings (Slice.train).
+    Grids are (steps, n_users, n_movies) with NaN at unrated cells; dloss_dx is 0 at unrated and
+    held-out cells (they are not in the loss), pred and err are at every rated cell."""
 
     slice: Slice
     n_factors: int
@@ -54,9 +55,10 @@ class UnrolledRecords:
     step: np.ndarray          # (steps,) 1..K, Adam's state `step`
     bias_correction1: np.ndarray  # (steps,) torch's 1 - beta1 ** step (computed for every opt)
     bias_correction2: np.ndarray
-    loss: np.ndarray          # (steps,) the MSE before each step
+    loss: np.ndarray          # (steps,) the training MSE before each step (what torch minimises)
+    valid_loss: np.ndarray    # (steps,) the held-out ratings' MSE at the same parameters
     pred: np.ndarray
-    err: np.ndarray           # rating - prediction
+    err: np.ndarray           # prediction - rating
     dloss_dx: np.ndarray
 
     @property
