@@ -13,12 +13,15 @@ from tolerance import assert_close, running_size
 
 from cfxl.errors import CfxlError
 from cfxl.records import graddesc
-from cfxl.records.types.line import LINE_SHEETS, GraddescRecords, LineHyper
+from cfxl.records.types.line import COMPARE_SHEET, LINE_SHEETS, GraddescRecords, LineHyper
 from cfxl.proof.recalc import recalc
 from cfxl.proof.verify import verify
 from cfxl.workbooks import write_workbook
 from cfxl.sheets.refs import cell
-from cfxl.sheets.graddesc import sheet_layout, write_graddesc_sheets
+from cfxl.sheets.graddesc import write_graddesc_sheets
+from cfxl.sheets.graddesc_compare import END_HEAD, LOSS_COL
+from cfxl.sheets.graddesc_epochs import loss_scale
+from cfxl.sheets.graddesc_layout import sheet_layout
 
 # recompute workbooks and compare with torch: `make test` runs these with a second seed
 pytestmark = pytest.mark.recompute
@@ -71,21 +74,31 @@ def column(values: dict, r, key: str) -> np.ndarray:
 
 
 def expected_checks(r) -> int:
-    """Verified cells on a sheet: every formula column on every step row, and the epoch losses."""
+    """Verified cells on a sheet: every formula column on every step row, and per epoch the
+    loss, b, a and their distance to the truth, and the lesson's adam_ann's and eve's extras."""
     L = sheet_layout(r)
     formula_cols = len(L.cols) - 1 - 2 * (r.opt == "sgd")  # not epoch, not the estimates
-    extra = 1 + 4 * int(r.epoch.max()) if r.epoch_extra else 0  # lesson adam_ann's annealing
-    return r.n_steps * formula_cols + int(r.epoch.max()) + extra
+    E = int(r.epoch.max())
+    extra = {"adam_ann": 1 + 4 * E if r.rules == "lesson" else 0,  # its annealing
+             "eve": 4 * E - 2}.get(r.opt, 0)  # r, d; ft-1, ft-2 but the first epoch's (inputs)
+    return r.n_steps * formula_cols + 5 * E + extra
+
+
+def compare_checks(records) -> int:
+    """The compare sheet: each sheet's last loss, b, a and distances, and its loss by epoch."""
+    return sum(5 + int(r.epoch.max()) for r in records.runs.values())
 
 
 def test_every_step_recomputes_to_torchs_values(records, recomputed):
     assert recomputed.errors == []
     report = verify(recomputed, rtol=1e-12)
     assert report.ok, report.failures[:5]
-    assert list(recomputed.values)[:8] == ["Intro", "data", *LINE_SHEETS.values()]
+    assert list(recomputed.values)[:10] == ["Intro", "data", *LINE_SHEETS.values(), COMPARE_SHEET]
     assert report.sheets["data"].checked == len(records.data.x)
     for opt, r in records.runs.items():
         assert report.sheets[LINE_SHEETS[opt]].checked == expected_checks(r)
+    assert report.sheets[COMPARE_SHEET].checked == compare_checks(records)
+    assert records.runs["eve"].rules == "lesson"  # torch has no Eve: numpy's lesson rules
 
 
 def test_trajectories_and_state_equal_torchs_to_1e12(records, recomputed):
@@ -134,31 +147,53 @@ def _ref(r, key: str) -> str:
     return cell(*sheet_layout(r).params[key])
 
 
-def test_an_edited_lr_or_beta_moves_every_sheet_to_a_fresh_torch_run(records, book, engine,
-                                                                     tmp_path):
+def test_an_edited_lr_or_beta_moves_every_sheet_and_compare_to_a_fresh_run(records, book,
+                                                                           engine, tmp_path):
+    """Each sheet moves where a fresh torch run (eve: numpy's lesson rules) at the edited
+    settings goes, and the compare sheet's losses, b and a follow every sheet."""
     runs = records.runs
     changed = {opt: {"lr": runs[opt].hyper.lr * f}
                for opt, f in [("sgd", 1.5), ("momentum", 0.5), ("adagrad", 0.5),
-                              ("rmsprop", 2.0), ("adam", 0.5), ("adam_ann", 0.5)]}
+                              ("rmsprop", 2.0), ("adam", 0.5), ("adam_ann", 0.5), ("eve", 0.5)]}
     changed["adam"]["beta1"] = 0.8
     changed["adam_ann"]["beta2"] = 0.95
+    changed["eve"] |= {"beta1": 0.8, "beta3": 0.5}  # eve's d follows its own beta too
     changed["momentum"]["weight_decay"] = 0.01  # the weight-decay term moves as torch's does
     edits = {LINE_SHEETS[opt]: {_ref(runs[opt], k): v for k, v in kv.items()}
              for opt, kv in changed.items()}
+    L = sheet_layout(runs["eve"])
+    edits["eve"][cell(L.table_row(0), L.table["d"])] = 2.0  # eve's start state, its d
     after = recalc(_edit(openpyxl.load_workbook(book), tmp_path / "edited.xlsx", edits),
                    engine=engine)
     assert after.errors == []
+    compare = after.values[COMPARE_SHEET]
     for opt, kv in changed.items():
         h = runs[opt].hyper
         betas = (kv.get("beta1", h.betas[0]), kv.get("beta2", h.betas[1]))
-        new = dataclasses.replace(h, lr=kv["lr"], betas=betas,
+        new = dataclasses.replace(h, lr=kv["lr"], betas=betas, beta3=kv.get("beta3", h.beta3),
                                   weight_decay=kv.get("weight_decay", h.weight_decay))
-        fresh = graddesc.train(opt, records.data, new)
+        fresh = (graddesc.lesson(opt, records.data, new, state={"d": 2.0}) if opt == "eve" else
+                 graddesc.train(opt, records.data, new))
         values = after.values[LINE_SHEETS[opt]]
         got_b, got_a = column(values, fresh, "new_b"), column(values, fresh, "new_a")
         assert not np.allclose(got_b, runs[opt].new_b)  # it moved
         np.testing.assert_allclose(got_b, fresh.new_b, rtol=1e-12, atol=0)
         np.testing.assert_allclose(got_a, fresh.new_a, rtol=1e-12, atol=0)
+        # compare: the last epoch's loss, b, a (row i under its headers), every epoch's loss
+        row = compare_rows(records)[opt]
+        loss = fresh.epoch_loss
+        assert_close(compare[cell(row, 4)], fresh.new_b[-1], rtol=1e-12)
+        assert_close(compare[cell(row, 5)], fresh.new_a[-1], rtol=1e-12)
+        assert_close(compare[cell(row, 6)], fresh.new_b[-1] - records.data.b, rtol=1e-12,
+                     scale=abs(fresh.new_b[-1]) + records.data.b)
+        col = LOSS_COL + 1 + list(records.runs).index(opt)
+        got = np.array([compare[cell(END_HEAD + e, col)] for e in range(1, len(loss) + 1)])
+        assert_close(got, loss, rtol=1e-12, scale=loss_scale(fresh), err_msg=opt)
+
+
+def compare_rows(records) -> dict[str, int]:
+    """The compare sheet's row of each optimizer in its last-epoch table (0-based)."""
+    return {opt: END_HEAD + 1 + i for i, opt in enumerate(records.runs)}
 
 
 def test_the_intro_lists_where_torch_and_the_lesson_differ(book):
@@ -170,26 +205,41 @@ def test_the_intro_lists_where_torch_and_the_lesson_differ(book):
 
 def test_the_layout_leaves_the_corner_free_and_labels_the_top_cells(records, book):
     for opt, r in records.runs.items():
-        ws = top_rows(book, LINE_SHEETS[opt], 6)
+        L = sheet_layout(r)
+        ws = top_rows(book, LINE_SHEETS[opt], L.first_row + 2)
         assert not {"A1", "A2", "B1", "B2"} & ws.keys()  # for the Reset / Run buttons
         assert [ws[k] for k in ("C1", "D1", "C2", "D2", "E1", "F1")] == \
                ["b (intercept)", 1, "a (slope)", 1, "lr", r.hyper.lr]
-        new_b = cell(4, sheet_layout(r).cols["new_b"])  # the first step's new b
-        assert (ws["E5"], ws["F5"], ws["E6"]) == ("=$D$1", "=$D$2", "=" + new_b)
-        assert (ws["A4"], ws["A5"]) == ("start", 1)
-    adam = top_rows(book, "adam", 3)
-    heads = [v for k, v in adam.items() if k.endswith("3")]
+        new_b = cell(L.first_row, L.cols["new_b"])  # the first step's new b
+        first = [ws[cell(L.first_row, L.cols[k])] for k in ("b", "a")]
+        assert first + [ws[cell(L.first_row + 1, L.cols["b"])]] == ["=$D$1", "=$D$2", "=" + new_b]
+        assert (ws[cell(L.start_row, 0)], ws[cell(L.first_row, 0)]) == ("start", 1)
+    r = records.runs["adam"]
+    L = sheet_layout(r)
+    adam = top_rows(book, "adam", L.head_row + 1)
+    heads = [adam[cell(L.head_row, j)] for j in range(L.truth_col + 4) if cell(L.head_row, j) in adam]
     for h in ["exp_avg b", "exp_avg_sq a", "bias_correction1", "bias_correction2", "new b",
-              "torch new b", "new b - torch", "loss", "torch loss"]:
+              "torch new b", "new b - torch"]:
         assert h in heads, h
+    table = [adam[cell(L.band_row, j)] for j in L.table.values()]
+    assert table == ["epoch", "loss", "torch loss", "b", "a", "b - true b", "a - true a"]
     assert [adam[k] for k in ("G1", "H1", "G2", "I1")] == ["beta1", 0.9, "beta2", "eps"]
 
 
-def test_each_optimizer_sheet_has_an_error_by_epoch_chart(book):
+def test_each_chart_is_in_view_under_the_top_cells(book):
+    """Every optimizer sheet's Error by epoch chart is anchored at C4, beside its epoch table,
+    above the step rows; compare's one chart draws all seven sheets' losses."""
+    wb = openpyxl.load_workbook(book)
+    for name in LINE_SHEETS.values():
+        (chart,) = wb[name]._charts
+        anchor = chart.anchor._from
+        assert (anchor.row, anchor.col) == (3, 2), name  # C4: in view without scrolling
     with zipfile.ZipFile(book) as z:
         charts = [z.read(n).decode() for n in z.namelist() if re.match(r"xl/charts/chart\d+", n)]
-    assert len(charts) == len(LINE_SHEETS)
-    assert all("Error by epoch" in c and "<c:lineChart>" in c for c in charts)
+    assert len(charts) == len(LINE_SHEETS) + 1
+    assert sum("Error by epoch" in c for c in charts) == len(LINE_SHEETS)
+    (compare,) = [c for c in charts if "every optimizer" in c]
+    assert compare.count("<c:ser>") == len(LINE_SHEETS) and "<c:logBase" in compare
 
 
 def test_the_lesson_rules_recompute_to_their_numpy_implementation(lesson_records, lesson_book,
@@ -206,7 +256,8 @@ def test_the_lesson_rules_recompute_to_their_numpy_implementation(lesson_records
         b, GraddescRecords(lesson_records.data, "lesson", {"rmsprop": r})))
     wb = openpyxl.load_workbook(small)
     L = sheet_layout(r)
-    assert wb["rmsprop"][cell(L.row(1), L.cols["new_b"])].value == "=E6-I6*$F$1/SQRT(K5)"
+    b, g, ms = (cell(L.row(1) - (k == "ms_b"), L.cols[k]) for k in ("b", "de_db", "ms_b"))
+    assert wb["rmsprop"][cell(L.row(1), L.cols["new_b"])].value == f"={b}-{g}*$F$1/SQRT({ms})"
     after = recalc(_edit(wb, tmp_path / "lr.xlsx", {"rmsprop": {_ref(r, "lr"): 0.05}}),
                    engine=engine)
     fresh = graddesc.lesson("rmsprop", lesson_records.data, dataclasses.replace(r.hyper, lr=0.05))
@@ -231,6 +282,9 @@ def test_the_first_row_of_basic_sgd_is_the_lessons(engine, tmp_path):
 
 def test_records_are_plain_numpy_under_torchs_state_names(records):
     for opt, r in records.runs.items():
+        if opt == "eve":  # the lesson's: mom and ms
+            assert sorted(r.state) == ["mom", "ms"]
+            continue
         assert sorted(r.state) == sorted(STATE.get(opt, []))
         assert r.n_steps == len(records.data.x) * r.hyper.epochs
         arrays = [r.b, r.new_b, r.grad, r.lr, *r.state.values()]
@@ -256,3 +310,87 @@ def test_wrong_rules_or_names_are_refused(records):
         graddesc.train("lbfgs", records.data)
     with pytest.raises(CfxlError, match="unknown rules"):
         graddesc.run("keras")
+    with pytest.raises(CfxlError, match="torch.optim has no eve"):
+        graddesc.train("eve", records.data)
+
+
+def test_adam_converges_in_the_default_workbook(records):
+    """Its last epochs' loss is flat near zero and b and a sit on the true 30 and 2."""
+    r = records.runs["adam"]
+    loss = r.epoch_loss
+    assert loss[-5:].max() < 0.01 * loss[0]
+    assert abs(r.new_b[-1] - records.data.b) < 0.01 and abs(r.new_a[-1] - records.data.a) < 0.005
+
+
+def test_one_number_format_per_magnitude_class(records, lesson_records, book, lesson_book):
+    """State and gradients in 0.000E+00 (adagrad's sum reaches 1e9), settings in General but eps
+    in 0E+00 (1E-08 and 1E-10 alike), parameters and predictions 0.0000, counts 0, on every line
+    sheet."""
+    sci, num = "0.000E+00", "0.0000"
+    for recs, path in ((records, book), (lesson_records, lesson_book)):
+        wb = openpyxl.load_workbook(path)
+        for opt, r in recs.runs.items():
+            ws, L = wb[LINE_SHEETS[opt]], sheet_layout(r)
+            state = [k for k in L.cols if k[:-2] in r.state or k.startswith(("grad_", "de_d"))]
+            assert state, opt
+            row = L.row(r.n_steps - 1)  # the last step
+            for k in state:
+                assert ws[cell(row, L.cols[k])].number_format == sci, (opt, k)
+            for k in ("b", "a", "pred", "new_b", "new_a"):
+                assert ws[cell(row, L.cols[k])].number_format == num, (opt, k)
+            for k in ("epoch", "step"):
+                assert ws[cell(row, L.cols[k])].number_format == "0", (opt, k)
+            for k, (i, j) in L.params.items():
+                want = "0E+00" if k == "eps" else "General"
+                assert ws[cell(i, j)].number_format == want, (opt, k)
+            first = L.table_row(1)
+            assert ws[cell(first, L.table["b_err"])].number_format == sci
+        wb.close()
+    assert records.runs["adagrad"].state["sum"].max() > 1e6  # what 0.0000 showed as ###
+
+
+def test_basic_sgd_shows_the_distance_to_the_true_b_and_a(records, recomputed):
+    r, values = records.runs["sgd"], recomputed.values["basic SGD"]
+    L = sheet_layout(r)
+    for e in range(1, L.epochs + 1):
+        last = e * L.n_rows - 1
+        for p, new, true in (("b", r.new_b, records.data.b), ("a", r.new_a, records.data.a)):
+            got = values[cell(L.table_row(e), L.table[p + "_err"])]
+            assert_close(got, new[last] - true, scale=abs(new[last]) + true)
+
+
+def test_eve_is_the_lessons_sheet_cell_for_cell(lesson_records, lesson_book):
+    """The lesson's eve (lesson-workbooks.md 3.9): its adam's step divided by d, and d from the
+    two losses before each epoch; the Reset's d = 1 and r = 1 make the first epoch's d 1."""
+    r = lesson_records.runs["eve"]
+    L = sheet_layout(r)
+    ws = top_rows(lesson_book, "eve", L.first_row + 2)
+    b, mom, ms = (cell(L.first_row, L.cols[k]) for k in ("b", "mom_b", "ms_b"))
+    d = cell(L.table_row(1), L.table["d"], absolute="rc")
+    assert ws[cell(L.first_row, L.cols["new_b"])] == f"={b}-{mom}*$F$1/SQRT({ms})/{d}"
+    f1, f2, r1 = (cell(L.table_row(1), L.table[k]) for k in ("ft_1", "ft_2", "r"))
+    assert ws[cell(L.table_row(1), L.table["r"])] == f"=ABS({f1}-{f2})/MIN({f1},{f2})"
+    beta3 = cell(*L.params["beta3"], absolute="rc")
+    d0 = cell(L.table_row(0), L.table["d"])
+    assert ws[cell(L.table_row(1), L.table["d"])] == f"={d0}*{beta3}+(1-{beta3})*{r1}"
+    assert r.epoch_extra["r"][0] == 1 and r.epoch_extra["d"][0] == 1
+    assert (r.epoch_extra["ft_1"][1:] == r.epoch_loss[:-1]).all()
+    assert (r.epoch_extra["ft_2"][1:] == r.epoch_extra["ft_1"][:-1]).all()
+
+
+def test_the_intro_names_every_sheet_and_the_macro_workbook(tmp_path):
+    """Built from the exported workbook's own sheet list: a sheet added later must be named."""
+    from test_udfs import small_ratings
+
+    from cfxl.data.ratings import read_ratings
+    from cfxl.workbooks import export_graddesc, plan
+    path = export_graddesc(plan(tmp_path / "graddesc.xlsx"),
+                           read_ratings(small_ratings(tmp_path / "small")), steps=2)
+    wb = openpyxl.load_workbook(path, read_only=True)
+    sheets = [ws.title for ws in wb.worksheets if ws.sheet_state == "visible"]
+    wb.close()
+    labels = {str(v) for v in top_rows(path, "Intro", 200).values()}
+    assert {"cf_sgd", "gradients", "eve", COMPARE_SHEET} <= set(sheets)
+    assert [s for s in sheets if s not in labels and s != "Intro"] == []
+    text = " ".join(labels)
+    assert "-o graddesc.xlsm" in text

@@ -26,7 +26,7 @@ from cfxl.excel import model_functions
 from cfxl.data.ratings import read_ratings
 from cfxl.errors import CfxlError
 from cfxl.workbooks import export_collab, export_graddesc, plan
-from cfxl.records.types.line import LINE_OPTIMIZERS, LINE_RULES, LINE_SHEETS
+from cfxl.records.types.line import LESSON_ONLY, LINE_OPTIMIZERS, LINE_RULES, LINE_SHEETS
 from cfxl.proof.recalc import recalc
 from cfxl.proof.snapshot import load, snapshot
 from cfxl.engine.train import Config, fit
@@ -35,7 +35,8 @@ from cfxl.excel import macros
 from cfxl.excel.update import FileBook, LiveBook
 from cfxl.workbooks import write_workbook
 from cfxl.sheets.refs import cell
-from cfxl.sheets.graddesc import sheet_layout, write_graddesc_sheets
+from cfxl.sheets.graddesc import write_graddesc_sheets
+from cfxl.sheets.graddesc_layout import sheet_layout
 
 # recompute workbooks and compare with torch: `make test` runs these with a second seed
 pytestmark = pytest.mark.recompute
@@ -45,7 +46,7 @@ if importlib.util.find_spec("xlwings") is None:
                 "installed: pip install -e '.[excel]'", allow_module_level=True)
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
-MODEL_SHEETS = ("users", "movies", "predictions", "history", "bias_rank", "pca", "config")
+MODEL_SHEETS = ("users", "movies", "predictions", "epochs", "bias_rank", "pca", "config")
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +83,11 @@ def pristine(tmp_path_factory, seed):
 def hyper(rules: str, opt: str) -> graddesc.LineHyper:
     defaults = graddesc.TORCH_DEFAULTS if rules == "torch" else graddesc.LESSON_DEFAULTS
     return replace(defaults[opt], epochs=EPOCHS)
+
+
+def runner(rules: str, opt: str):
+    """What fills opt's sheet under rules: torch.optim, or numpy's lesson rules (eve's always)."""
+    return graddesc.train if rules == "torch" and opt not in LESSON_ONLY else graddesc.lesson
 
 
 def copy_book(src: Path, folder: Path, name: str | None = None) -> Path:
@@ -198,11 +204,10 @@ def sheet_values(values: dict, r, key: str) -> np.ndarray:
 @pytest.mark.parametrize("rules", LINE_RULES)
 def test_resume_continues_one_longer_run_bit_for_bit(rules, seed):
     d = graddesc.data(seed=seed)
-    fn = graddesc.train if rules == "torch" else graddesc.lesson
     for opt in LINE_OPTIMIZERS:
         if rules == "lesson" and opt == "adam_ann":
             continue  # its smallest-so-far restarts with each Run
-        h = hyper(rules, opt)
+        fn, h = runner(rules, opt), hyper(rules, opt)
         whole = fn(opt, d, replace(h, epochs=2 * h.epochs))
         resumed, state = graddesc.resume(fn(opt, d, h))
         second = fn(opt, d, resumed, state=state)
@@ -226,12 +231,11 @@ def test_run_continues_the_run_and_libreoffice_agrees(pristine, rules, tmp_path,
                 openpyxl.load_workbook(path, read_only=True)["_torch"].iter_rows(
                     min_row=2, values_only=True)}
     d = graddesc.data(seed=seed)
-    fn = graddesc.train if rules == "torch" else graddesc.lesson
     for opt, name in LINE_SHEETS.items():
         if rules == "lesson" and opt == "adam_ann":
             continue  # its smallest-so-far restarts with each Run (see cfxl.records.graddesc.resume)
         passes = 3 if opt == "adam" else 2
-        h = hyper(rules, opt)
+        fn, h = runner(rules, opt), hyper(rules, opt)
         whole = fn(opt, d, replace(h, epochs=passes * h.epochs))
         tail = slice((passes - 1) * len(d.x) * h.epochs, None)
         shown = fn(opt, d, h)  # the sheet's layout: one pass

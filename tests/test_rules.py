@@ -85,3 +85,46 @@ def test_references():
     assert on_sheet("data", "E7") == "data!E7"
     assert on_sheet("basic SGD", "E7") == "'basic SGD'!E7"
 
+
+
+def test_eve_is_the_lessons_rule_as_numpy_runs_it():
+    """The lesson's Eve, its templates evaluated as Python floats row by row and epoch by
+    epoch, gives cfxl.records.graddesc.lesson's numpy run bit for bit."""
+    from cfxl.records import graddesc
+    from cfxl.sheets.rules import EVE_EPOCH, LESSON_RULES
+
+    rule = LESSON_RULES["eve"]
+    assert rule.states == ("mom", "ms") and rule.hyper == ("beta1", "beta2", "beta3")
+    d = graddesc.data(seed=3)
+    r = graddesc.lesson("eve", d)
+    h = r.hyper
+    hyper = {"beta1": h.betas[0], "beta2": h.betas[1], "beta3": h.beta3}
+
+    def run(template: str, now: dict, was: dict) -> float:
+        def ref(kind, name, mod):
+            if kind == "$":
+                return repr(1 - hyper[name[2:]] if name.startswith("1-") else hyper[name])
+            return f"({float((was if mod else now)[name])!r})"  # -x^2 is (-x)^2 in a sheet
+        return eval(render(template, ref).replace("SQRT(", "math.sqrt(").replace("^", "**")
+                    .replace("ABS(", "abs(").replace("MIN(", "min("), {"math": math})
+
+    n = len(d.x)
+    epoch = {"d": r.epoch_start["d"]}
+    for e in range(1, h.epochs + 1):
+        now = {"ft_1": r.epoch_extra["ft_1"][e - 1], "ft_2": r.epoch_extra["ft_2"][e - 1]}
+        for stage in EVE_EPOCH:
+            now[stage.name] = run(stage.formula, now, epoch)
+        assert (now["r"], now["d"]) == (r.epoch_extra["r"][e - 1], r.epoch_extra["d"][e - 1])
+        epoch = now
+        for j in range(2):
+            was = {k: float(r.state_start[k][j]) for k in rule.states}
+            if e > 1:
+                was = {k: float(r.state[k][(e - 1) * n - 1, j]) for k in rule.states}
+            for i in range((e - 1) * n, e * n):
+                row = {"param": (r.b, r.a)[j][i], "dloss": r.grad[i, j], "lr": h.lr,
+                       "d": now["d"]}
+                for stage in rule.stages:
+                    row[stage.name] = run(stage.formula, row, was)
+                    assert row[stage.name] == r.state[stage.name][i, j]
+                assert run(rule.new_value, row, was) == (r.new_b, r.new_a)[j][i]
+                was = row

@@ -26,7 +26,7 @@ import pandas as pd
 
 from cfxl.engine import checkpoint
 from cfxl.records import graddesc
-from cfxl.records.types.line import LineData, LineHyper, LineRecords
+from cfxl.records.types.line import COMPARE_SHEET, LineData, LineHyper, LineRecords
 from cfxl.data.ratings import read_ratings
 from cfxl.errors import CfxlError
 from cfxl.engine.train import Config, fit
@@ -35,11 +35,9 @@ from cfxl.proof.contract import TORCH_SHEET
 from cfxl.excel import update
 from cfxl.excel.update import FileBook
 from cfxl.sheets import refs
-from cfxl.sheets.graddesc import (
-    sheet_columns,
-    sheet_layout,
-    write_optimizer_sheet,
-)
+from cfxl.sheets.graddesc import write_optimizer_sheet
+from cfxl.sheets.graddesc_compare import END_HEAD, compare_cells
+from cfxl.sheets.graddesc_layout import sheet_columns, sheet_layout
 from cfxl.sheets.graddesc_intro import DATA_HEAD, DATA_TOP, DATA_X, DATA_Y
 from cfxl.excel.macros import META_SHEET, RATINGS_FIRST, RATINGS_SHEET, WORKBOOK
 from cfxl.sheets.model_sheets import FIRST as MODEL_FIRST
@@ -47,6 +45,7 @@ from cfxl.sheets.model_sheets import FIRST as MODEL_FIRST
 ACTIONS = ("reset", "run", "train", "refresh")
 DATA_MARK = ".cfxl"  # in <book>_data: the Train button wrote the folder, and may rewrite it
 OPTIMIZER_ACTIONS = ("reset", "run")
+COMPARE_FIRST = END_HEAD + 1  # the compare sheet's first row of a sheet's name
 
 
 def read_meta(book) -> dict[str, dict]:
@@ -134,7 +133,7 @@ def sheet_settings(book, sheet: str, entry: dict, d: LineData):
     params, cols = sheet_columns(probe)
     v = {p.key: _number(book, sheet, *L.params[p.key]) for p in params}
     beta = "alpha" if entry["opt"] == "rmsprop" else "momentum"
-    changes = {k: v[k] for k in ("lr", "weight_decay", "momentum", "alpha", "eps", "gamma")
+    changes = {k: v[k] for k in ("lr", "weight_decay", "momentum", "alpha", "eps", "gamma", "beta3")
                if k in v} | ({beta: v["beta"]} if "beta" in v else {})
     if "beta1" in v:
         changes["betas"] = (v["beta1"], v["beta2"])
@@ -148,6 +147,9 @@ def sheet_settings(book, sheet: str, entry: dict, d: LineData):
             state["step"] = value
         else:  # a pair: momentum_buffer_b, momentum_buffer_a
             state.setdefault(c.key[:-2], [0.0, 0.0])[c.key.endswith("_a")] = value
+    if entry["opt"] == "eve":  # its epoch table's start: d, and the first epoch's two losses
+        for key, row in (("d", 0), ("ft_1", 1), ("ft_2", 1)):
+            state[key] = _number(book, sheet, L.table_row(row), L.table[key])
     return hyper, state
 
 
@@ -180,11 +182,25 @@ def write_run(book, sheet: str, r: LineRecords) -> None:
     if TORCH_SHEET in rendered.sheetnames and TORCH_SHEET in book.sheet_names():
         truth = {row[1]: row[2:4]
                  for row in rendered[TORCH_SHEET].iter_rows(min_row=2, values_only=True)}
+        reads = _compare_reads(book, sheet, r)
         cells = {}
         for i, row in enumerate(book.rows(TORCH_SHEET, 1, 4), start=1):
             if row[0] == sheet and row[1] in truth:
                 cells[(i, 2)], cells[(i, 3)] = truth[row[1]]
+            elif row[0] == COMPARE_SHEET and reads.get(row[1]) in truth:
+                cells[(i, 2)], cells[(i, 3)] = truth[reads[row[1]]]
         book.write(TORCH_SHEET, cells)
+
+
+def _compare_reads(book, sheet: str, r: LineRecords) -> dict[str, str]:
+    """The compare sheet's cells that read sheet, each to the cell it reads (A1 references)."""
+    if COMPARE_SHEET not in book.sheet_names():
+        return {}
+    names = [row[0] for row in book.rows(COMPARE_SHEET, COMPARE_FIRST, 1)]
+    if sheet not in names:
+        return {}
+    return {refs.cell(*at): refs.cell(*source)
+            for at, source in compare_cells(names.index(sheet), r).items()}
 
 
 # ------------------------------------------------------------------ the collab workbook
@@ -271,7 +287,7 @@ def train(book):
 
 
 def refresh(book, *, trained=None, ratings=None) -> None:
-    """Rewrite users, movies, predictions, history, bias_rank, pca and config from the model."""
+    """Rewrite users, movies, predictions, epochs, bias_rank, pca and config from the model."""
     from cfxl.records.model_tables import model_tables
     from cfxl.sheets.model_sheets import write_model_sheets
 
@@ -289,4 +305,9 @@ def refresh(book, *, trained=None, ratings=None) -> None:
     for name in rendered.sheetnames:
         if name != TORCH_SHEET:
             book.replace_sheet(name, rendered[name])
+    if TORCH_SHEET in rendered.sheetnames and TORCH_SHEET in book.sheet_names():
+        # the new model's RMSE and MAE (the predictions sheet's verified cells) for verify
+        truth = {tuple(r[:2]): r[2:4] for r in rendered[TORCH_SHEET].iter_rows(min_row=2, values_only=True)}
+        book.write(TORCH_SHEET, {(i, 2 + j): v for i, row in enumerate(book.rows(TORCH_SHEET, 1, 4), start=1)
+                                 if tuple(row[:2]) in truth for j, v in enumerate(truth[tuple(row[:2])])})
 

@@ -21,6 +21,7 @@ from cfxl.records.replay import replay, single_tensor
 from cfxl.records.types.line import (
     ANNEAL_DIVISOR,
     ANNEAL_RATIO,
+    LESSON_ONLY,
     LINE_OPTIMIZERS,
     LINE_RULES,
     TRUE_A,
@@ -52,9 +53,11 @@ def lesson_data() -> LineData:
     return LineData(np.array(LESSON_X, dtype=np.float64))
 
 
-# each optimizer sheet's settings: torch's rules, or the lesson's own (cfxl.presets)
-TORCH_DEFAULTS = {opt: LineHyper(**s) for opt, s in presets.LINE_TORCH.items()}
+# each optimizer sheet's settings: torch's rules, or the lesson's own (cfxl.presets); torch has
+# no Eve, so its sheet keeps the lesson's settings under either rules
 LESSON_DEFAULTS = {opt: LineHyper(**s) for opt, s in presets.LINE_LESSON.items()}
+TORCH_DEFAULTS = {opt: LineHyper(**s) for opt, s in presets.LINE_TORCH.items()} | {
+    opt: LESSON_DEFAULTS[opt] for opt in LESSON_ONLY}
 
 
 class Line(nn.Module):
@@ -87,6 +90,9 @@ def train(opt: str, d: LineData, hyper: LineHyper | None = None, *,
     state continues an earlier run (see `resume`): torch's state before the first step, each
     entry (2,) for (b, a) under torch's names, and "step", the steps taken so far.
     """
+    if opt in LESSON_ONLY:
+        raise CfxlError(f"torch.optim has no {opt}; its sheet follows the lesson's rules "
+                        f"(cfxl.records.graddesc.lesson)")
     h = _settings(opt, hyper, TORCH_DEFAULTS)
     model = Line(*h.start)
     # adam_ann is Adam; its schedule is applied per epoch
@@ -123,7 +129,8 @@ def train(opt: str, d: LineData, hyper: LineHyper | None = None, *,
         grad_used=_both(pb, pa, "grad_used"),
         state=state_after, derived=derived, lr=t.lr, new_b=pb.value_after, new_a=pa.value_after,
         state_start={k: np.zeros(2) if state is None else np.asarray(state[k], dtype=np.float64)
-                     for k in state_after})  # a fresh torch run starts every state at 0
+                     for k in state_after},  # a fresh torch run starts every state at 0
+        true=(d.b, d.a))
 
 
 def _load_state(optimizer: torch.optim.Optimizer, model: Line, state: dict | None) -> float:
@@ -158,27 +165,47 @@ def lesson(opt: str, d: LineData, hyper: LineHyper | None = None, *, reset: floa
     - adam: mom and ms as above, this row's; new = p - mom*lr/sqrt(ms): no bias correction, no eps.
     - adam_ann: adam; after each epoch lr /= ANNEAL_DIVISOR when sqrt(ms_b)+sqrt(ms_a) at the
       epoch's end exceeds ANNEAL_RATIO times the smallest such value before it (start included).
+    - eve (§3.9): adam whose step is also divided by d, the loss's volatility: before each epoch
+      r = |ft_1 - ft_2| / min(ft_1, ft_2) of the two losses before it, d = d*beta3 + (1-beta3)*r.
+      The Reset sets d = 1, ft_1 = the loss and ft_2 = half of it (so r = 1); the loss before the
+      first step is the start values' (the Eve paper's f(theta_0)), the losses cfxl's epoch loss.
     Mean squares and histgrad start at `reset`, momentum averages at 0, as the Reset button sets;
-    state continues an earlier run (see `resume`): mom, ms, histgrad (2,) each, and "step".
+    state continues an earlier run (see `resume`): mom, ms, histgrad (2,) each, "step", and eve's
+    d, ft_1 and ft_2 (floats).
     """
     h = _settings(opt, hyper, LESSON_DEFAULTS)
     n, E = len(d.x), h.epochs
     beta1, beta2 = (h.momentum, h.alpha) if opt in ("momentum", "rmsprop") else h.betas
     p = np.array(h.start, dtype=np.float64)  # (2,) b, a
-    given = {k: np.asarray(v, dtype=np.float64) for k, v in (state or {}).items() if k != "step"}
+    state = state or {}
+    given = {k: np.asarray(state[k], dtype=np.float64) for k in ("mom", "ms", "histgrad")
+             if k in state}
     start = {"mom": np.zeros(2), "ms": np.full(2, reset), "histgrad": np.full(2, reset)} | given
     mom, ms, hist = start["mom"], start["ms"], start["histgrad"]
-    step0 = float((state or {}).get("step", 0.0))
+    step0 = float(state.get("step", 0.0))
     lr = h.lr
     low = math.sqrt(ms[0]) + math.sqrt(ms[1])  # adam_ann: the smallest sqrt(ms b)+sqrt(ms a)
-    extra = {"lr": [], "avg_grad2": [], "prev_grad2": [], "gradrat": []}
+    # eve: the Reset's d, and its losses: the start values' loss and half of it
+    vol = float(state.get("d", 1.0))
+    f0 = math.sqrt(math.fsum((p[0] + p[1] * d.x - d.y) ** 2) / n)
+    ft_1, ft_2 = float(state.get("ft_1", f0)), float(state.get("ft_2", f0 / 2))
+    extra = ({"lr": [], "avg_grad2": [], "prev_grad2": [], "gradrat": []} if opt == "adam_ann"
+             else {"ft_1": [], "ft_2": [], "r": [], "d": []} if opt == "eve" else {})
     out: dict[str, list] = {k: [] for k in ("epoch", "x", "y", "b", "a", "pred", "err2", "grad",
                                             "state", "lr", "new")}
     for epoch in range(1, E + 1):
         if opt == "adagrad" and epoch > 1:
             g_prev = np.array(out["grad"][-n:])  # (n, 2) the previous epoch's gradients
             hist = np.sqrt((g_prev * g_prev).sum(axis=0)) / n
-        extra["lr"].append(lr)
+        if opt == "eve":
+            if epoch > 1:
+                ft_1, ft_2 = _loss(out["err2"][-n:]), ft_1
+            r = abs(ft_1 - ft_2) / min(ft_1, ft_2)
+            vol = vol * h.beta3 + (1 - h.beta3) * r
+            for k, v in zip(extra, (ft_1, ft_2, r, vol)):
+                extra[k].append(v)
+        if opt == "adam_ann":
+            extra["lr"].append(lr)
         for x, y in zip(d.x, d.y):
             b, a = p
             pred = b + a * x
@@ -187,20 +214,21 @@ def lesson(opt: str, d: LineData, hyper: LineHyper | None = None, *, reset: floa
             g = np.array([gb, gb * x])
             if opt == "momentum":
                 mom = mom * beta1 + (1 - beta1) * g
-                new, state = p - mom * lr, {"mom": mom}
+                new, now = p - mom * lr, {"mom": mom}
             elif opt == "adagrad":
-                new, state = p - g * (lr / hist), {"histgrad": hist}
+                new, now = p - g * (lr / hist), {"histgrad": hist}
             elif opt == "rmsprop":
                 new = p - g * lr / np.sqrt(ms)
                 ms = ms * beta2 + (1 - beta2) * g ** 2
-                state = {"ms": ms}
-            elif opt in ("adam", "adam_ann"):
+                now = {"ms": ms}
+            elif opt in ("adam", "adam_ann", "eve"):
                 mom = mom * beta1 + (1 - beta1) * g
                 ms = ms * beta2 + (1 - beta2) * g ** 2
-                new, state = p - mom * lr / np.sqrt(ms), {"mom": mom, "ms": ms}
+                step = mom * lr / np.sqrt(ms)
+                new, now = p - (step / vol if opt == "eve" else step), {"mom": mom, "ms": ms}
             else:
-                new, state = p - g * lr, {}
-            for k, v in zip(out, (epoch, x, y, b, a, pred, err2, g, state, lr, new)):
+                new, now = p - g * lr, {}
+            for k, v in zip(out, (epoch, x, y, b, a, pred, err2, g, now, lr, new)):
                 out[k].append(v)
             p = new
         if opt == "adam_ann":
@@ -223,7 +251,13 @@ def lesson(opt: str, d: LineData, hyper: LineHyper | None = None, *, reset: floa
         state={k: np.array([s[k] for s in out["state"]]) for k in keys}, derived={},
         lr=np.array(out["lr"]), new_b=new[:, 0], new_a=new[:, 1],
         state_start={k: start[k] for k in keys},
-        epoch_extra={k: np.array(v) for k, v in extra.items()} if opt == "adam_ann" else {})
+        epoch_extra={k: np.array(v) for k, v in extra.items()},
+        epoch_start={"d": float(state.get("d", 1.0))} if opt == "eve" else {}, true=(d.b, d.a))
+
+
+def _loss(err2: list[float]) -> float:
+    """An epoch's loss as its sheet computes it: sqrt of the mean err^2 (LineRecords.epoch_loss)."""
+    return math.sqrt(math.fsum(err2) / len(err2))
 
 
 def resume(r: LineRecords) -> tuple[LineHyper, dict[str, np.ndarray]]:
@@ -240,6 +274,10 @@ def resume(r: LineRecords) -> tuple[LineHyper, dict[str, np.ndarray]]:
         state["histgrad"] = np.sqrt((g * g).sum(axis=0)) / n
     if r.rules == "lesson" and r.opt == "adam_ann" and r.epoch_extra["gradrat"][-1] > ANNEAL_RATIO:
         lr /= ANNEAL_DIVISOR
+    if r.opt == "eve":  # the next epoch's losses before it, and the volatility so far
+        loss = r.epoch_loss
+        state |= {"d": float(r.epoch_extra["d"][-1]), "ft_1": float(loss[-1]),
+                  "ft_2": float(loss[-2] if len(loss) > 1 else r.epoch_extra["ft_1"][-1])}
     return replace(r.hyper, lr=lr, start=(float(r.new_b[-1]), float(r.new_a[-1]))), state
 
 
@@ -256,5 +294,6 @@ def run(rules: str = "torch", d: LineData | None = None, *,
         h = (hyper or {}).get(opt, defaults[opt])
         if epochs is not None:
             h = replace(h, epochs=epochs)
-        runs[opt] = train(opt, d, h) if rules == "torch" else lesson(opt, d, h)
+        runs[opt] = train(opt, d, h) if rules == "torch" and opt not in LESSON_ONLY else lesson(
+            opt, d, h)
     return GraddescRecords(d, rules, runs)

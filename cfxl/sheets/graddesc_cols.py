@@ -4,8 +4,12 @@ A column is a formula template for a step row and the values that row must recom
 (torch's, or numpy's lesson rules). Template tokens, cfxl.sheets.rules' language filled in by
 cfxl.sheets.graddesc: `{k}` column k on this row, `{k-}` on the previous row (the start row
 before the first step), `{$p}` the top cell p, `{k:prev_epoch}` column k over the previous
-epoch's rows, `{@x}` / `{@y}` this row's cells on the data sheet, `{@elr}` this row's epoch's lr
-in the epoch table. torch's columns are its rules rendered so; the lesson's are written here.
+epoch's rows, `{@x}` / `{@y}` this row's cells on the data sheet, `{@e_k}` column k of the
+epoch table on this row's epoch (its lr, eve's d). torch's columns are its rules rendered so; the
+lesson's are written here, Eve's rendered from cfxl.sheets.rules.LESSON_RULES.
+
+Number formats follow cfxl.sheets.styles: counts `int`, data, parameters, predictions and errors
+`num`, gradients and optimizer state `sci`, a computed lr `general` as the settings.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cfxl.records.types.line import ANNEAL_DIVISOR, ANNEAL_RATIO, LineRecords
-from cfxl.sheets.rules import RULES, SHARED, render
+from cfxl.sheets.rules import LESSON_RULES, RULES, SHARED, render
 
 H_FD = 0.01  # the lesson's nudge for its finite-difference estimates
 
@@ -75,9 +79,9 @@ def model_columns(r: LineRecords) -> list[Col]:
             comment="the number of updates so far (torch's state 'step' in Adagrad, RMSprop, Adam)"),
         Col("x", "x", "={@x}", r.x, fmt="int"),
         Col("y", "y", "={@y}", r.y, fmt="int"),
-        Col("b", "b", "={new_b-}", r.b, first="={$b0}", fmt="num6",
+        Col("b", "b", "={new_b-}", r.b, first="={$b0}",
             comment="b before this step: the top cell on the first row, then the row above's new b"),
-        Col("a", "a", "={new_a-}", r.a, first="={$a0}", fmt="num6"),
+        Col("a", "a", "={new_a-}", r.a, first="={$a0}"),
         Col("pred", "pred", "={b}+{a}*{x}", r.pred),
         Col("err2", "err^2", "=({pred}-{y})^2", r.err2, comment="the loss of this row: (pred - y)^2",
             scale=2 * np.abs(r.pred - r.y) * _size(r)),
@@ -91,19 +95,20 @@ def model_columns(r: LineRecords) -> list[Col]:
             Col("errb1", "errb1", "=(({b}+{$h})+{x}*{a}-{y})^2", errb1,
                 comment="err^2 with b nudged by h"),
             Col("est_db", "est de/db", "=({errb1}-{err2})/{$h}", (errb1 - r.err2) / h,
-                comment="finite-difference estimate of de/db (de/db + h, exactly)", check=False),
+                comment="finite-difference estimate of de/db (de/db + h, exactly)", check=False,
+                fmt="sci"),
             Col("erra1", "erra1", "=(({a}+{$h})*{x}+{b}-{y})^2", erra1,
                 comment="err^2 with a nudged by h"),
             Col("est_da", "est de/da", "=({erra1}-{err2})/{$h}", (erra1 - r.err2) / h,
                 comment="finite-difference estimate of de/da (de/da + h*x^2, exactly)",
-                check=False),
+                check=False, fmt="sci"),
         ]
     cols += [
         Col("de_db", "de/db", "=2*({pred}-{y})", r.grad[:, 0],
             comment="analytic: d(pred-y)^2/db = 2(pred-y); autograd's value is the check",
-            scale=_grad_size(r)[:, 0]),
+            scale=_grad_size(r)[:, 0], fmt="sci"),
         Col("de_da", "de/da", "={de_db}*{x}", r.grad[:, 1], comment="analytic: 2(pred-y)*x",
-            scale=_grad_size(r)[:, 1]),
+            scale=_grad_size(r)[:, 1], fmt="sci"),
     ]
     return cols
 
@@ -152,15 +157,15 @@ def torch_columns(r: LineRecords) -> tuple[list[Param], list[Col]]:
                             comment=stage.note))
         elif stage.name == "grad":
             cols += _pair("grad_<p>", "grad <p>", formula, r.grad_used, scale=_grad_size(r),
-                          comment=stage.note)
+                          comment=stage.note, fmt="sci")
         else:
             cols += _pair(f"{stage.name}_<p>", f"{stage.name} <p>", formula, r.state[stage.name],
                           state=stage.name, r=r, scale=_state_size(r, stage.name),
-                          comment=stage.note)
+                          comment=stage.note, fmt="sci")
     if opt == "adam_ann":
         params.append(Param("gamma", "gamma", h.gamma, "StepLR: the lr times gamma each epoch"))
         cols.append(Col("lr", "lr", "=IF({epoch}={epoch-},{lr-},{lr-}*{$gamma})", r.lr,
-                        first="={$lr}", fmt="num6",
+                        first="={$lr}", fmt="general",
                         comment="StepLR(step_size=1): the lr times gamma at each new epoch"))
     return params, cols + _new(r, _line(rule.new_value, lr),
                                "the update, in torch's order of operations")
@@ -182,7 +187,7 @@ def _line(template: str, lr: str) -> str:
 
 
 def _new(r: LineRecords, formula: str, comment: str) -> list[Col]:
-    return [Col(f"new_{p}", f"new {p}", _sub(formula, p=p), v, fmt="num6",
+    return [Col(f"new_{p}", f"new {p}", _sub(formula, p=p), v,
                 comment=comment if p == "b" else None)
             for p, v in (("b", r.new_b), ("a", r.new_a))]
 
@@ -204,13 +209,25 @@ def lesson_columns(r: LineRecords) -> tuple[list[Param], list[Col]]:
     elif opt == "adagrad":
         cols += _pair("histgrad_<p>", "histgrad <p>", "={histgrad_<p>-}", r.state["histgrad"],
                       epoch_first="=SQRT(SUMSQ({de_d<p>:prev_epoch}))/COUNT({de_d<p>:prev_epoch})",
-                      state="histgrad", start_input=True, r=r,
+                      state="histgrad", start_input=True, r=r, fmt="sci",
                       comment="per epoch: sqrt(sum of the previous epoch's grad^2) / count")
         step = "{de_d<p>}*({$lr}/{histgrad_<p>})"
     elif opt == "rmsprop":
         params.append(Param("beta", "beta", h.alpha))
         cols += _average(r, "ms", "beta", "mean square: ms*beta + (1-beta)*grad^2")
         step = "{de_d<p>}*{$lr}/SQRT({ms_<p>-})"
+    elif opt == "eve":
+        rule = LESSON_RULES["eve"]
+        settings = {"beta1": h.betas[0], "beta2": h.betas[1], "beta3": h.beta3}
+        notes = {"beta3": "the decay of d, the average volatility of the loss"}
+        params += [Param(k, k, settings[k], notes.get(k)) for k in rule.hyper]
+        scale = {"mom": _state_size(r, "exp_avg")}  # an average of gradients, as torch's exp_avg
+        for stage in rule.stages:
+            cols += _pair(f"{stage.name}_<p>", f"{stage.name} <p>", _lesson(stage.formula),
+                          r.state[stage.name], state=stage.name, start_input=True, r=r,
+                          scale=scale.get(stage.name), comment=stage.note, fmt="sci")
+        return params, cols + _new(r, _lesson(rule.new_value),
+                                   "the lesson's eve: its adam's step divided by this epoch's d")
     else:  # adam, adam_ann
         params += [Param("beta1", "beta1", h.betas[0]), Param("beta2", "beta2", h.betas[1])]
         cols += _average(r, "mom", "beta1") + _average(r, "ms", "beta2")
@@ -218,7 +235,7 @@ def lesson_columns(r: LineRecords) -> tuple[list[Param], list[Col]]:
         if opt == "adam_ann":
             params += [Param("ratio", "anneal if ratio >", ANNEAL_RATIO),
                        Param("divisor", "then lr divided by", ANNEAL_DIVISOR)]
-            cols.append(Col("lr", "lr", "={@elr}", r.lr, fmt="num6"))
+            cols.append(Col("lr", "lr", "={@e_lr}", r.lr, fmt="general"))
             lr = "{lr}"
         step = "{mom_<p>}*" + lr + "/SQRT({ms_<p>})"
     return params, cols + _new(r, "={<p>}-" + step, "the lesson's update")
@@ -232,4 +249,16 @@ AVERAGES = {"mom": "={mom_<p>-}*{$<beta>}+(1-{$<beta>})*{de_d<p>}",
 def _average(r: LineRecords, name: str, beta: str, comment: str | None = None) -> list[Col]:
     """b's and a's columns of one of the lesson's averages, starting from its Reset value."""
     return _pair(f"{name}_<p>", f"{name} <p>", _sub(AVERAGES[name], beta=beta), r.state[name],
-                 state=name, start_input=True, r=r, comment=comment)
+                 state=name, start_input=True, r=r, comment=comment, fmt="sci")
+
+
+def _lesson(template: str) -> str:
+    """A lesson rule's template (cfxl.sheets.rules) as a line sheet's column formula: b's or a's
+    own column, de/d<p> for the gradient, the lr top cell, the epoch table's d."""
+    def ref(kind: str, name: str, mod: str | None) -> str:
+        if kind == "$":
+            return f"(1-{{${name[2:]}}})" if name.startswith("1-") else f"{{${name}}}"
+        own = {"param": "<p>", "dloss": "de_d<p>", "lr": "$lr", "d": "@e_d"}
+        return "{" + own.get(name, f"{name}_<p>") + (mod or "") + "}"
+
+    return "=" + render(template, ref)

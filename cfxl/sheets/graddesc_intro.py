@@ -1,11 +1,12 @@
 """The graddesc workbook's `Intro` and `data` sheets.
 
-`Intro`: what each sheet shows, how to use it, where torch's rules and the lesson's spreadsheet
-part ways; `data`: x, the true b and a, y as a formula of them."""
+`Intro`: what each sheet shows (every sheet of the workbook, the CF ones included), how to use
+it, how to get the buttons, where torch's rules and the lesson's spreadsheet part ways; `data`:
+x, the true b and a, y as a formula of them."""
 
 from __future__ import annotations
 
-from cfxl.records.types.line import LINE_SHEETS, GraddescRecords, LineData
+from cfxl.records.types.line import COMPARE_SHEET, LINE_SHEETS, GraddescRecords, LineData
 from cfxl.sheets.book import Book
 from cfxl.sheets.refs import cell
 
@@ -25,7 +26,29 @@ SHEET_TEXT = {
     "adam": "Adam: momentum (exp_avg) and RMSprop (exp_avg_sq) together, each corrected for "
             "starting at zero (bias_correction1 and 2).",
     "adam_ann": "Adam with a learning-rate schedule: the lr changes from epoch to epoch (column lr).",
+    "eve": "Eve, the lesson's Adam variant: its Adam (no bias correction, no eps) with each step "
+           "also divided by d, the loss's volatility: before each epoch r = |ft-1 - ft-2| / "
+           "min(ft-1, ft-2) of the two losses before it, d = d*beta3 + (1-beta3)*r (epoch table). "
+           "torch has no Eve, so this sheet follows the lesson's rules under either rules; its "
+           "grey values come from numpy. The Reset's d is 1 and its two losses the start values' "
+           "loss and half of it, so the first epoch's r and d are 1.",
 }
+COMPARE_TEXT = ("every optimizer sheet side by side: the last epoch's loss, b and a against the "
+                "true values, and one chart of the loss by epoch; formulas reading each sheet, so "
+                "an edit there moves them here")
+# the sheets cfxl.sheets.cf_steps and cfxl.sheets.gradients write after these (cf=True)
+CF_TEXT = {
+    "cf_sgd": "the collab workbook's bias model on its slice's training ratings, trained "
+              "full-batch by torch.optim's SGD: one row per (step, parameter element) and, beside "
+              "each step, one per rating with its forward pass; the gradient (the chain rule over "
+              "those rows), the update and the loss are formulas, so an edited lr re-trains",
+    "cf_momentum": "the same with SGD and momentum: momentum_buffer per element",
+    "cf_adam": "the same with Adam: exp_avg, exp_avg_sq and the bias corrections per element",
+    "gradients": "one step's gradient of every factor and bias by the chain rule, as formulas on "
+                 "the bias grid, beside autograd's",
+}
+MACROS = ("The Reset and Run buttons come with the macro workbook: cfxl graddesc -o graddesc.xlsm "
+          "(needs xlwings; the top-left corner of each sheet is kept free for them).")
 
 BUTTONS = ("Reset (top left of each optimizer sheet) puts its start values back; Run carries on "
            "from its last row for as many epochs again, the state and step count included, as "
@@ -52,11 +75,14 @@ DIFFERENCES = [
      "sqrt(AVERAGE(err^2)) over the epoch's rows, a true root mean square."),
     ("Rows: the lesson pastes the last row's b and a back to the top and recalculates, one epoch "
      "per click; here every epoch is on the sheet, each row chained to the one above. The "
-     "lesson's eve and adagrad_ann sheets are left out."),
+     "lesson's adagrad_ann sheet is left out; its eve follows the lesson's rules (torch has no "
+     "Eve)."),
 ]
 
 
-def write_intro_sheet(book: Book, records: GraddescRecords, *, buttons: bool = False) -> None:
+def write_intro_sheet(book: Book, records: GraddescRecords, *, buttons: bool = False,
+                      cf: bool = False) -> None:
+    """cf: the CF model's sheets (CF_TEXT) follow the line's; the Intro lists them too."""
     ws = book.sheet("Intro", "What this workbook shows and how to use it.")
     d = records.data
     made = (f"the {len(d.x)} x values are random integers 1..100 (seed {d.seed})"
@@ -66,14 +92,15 @@ def write_intro_sheet(book: Book, records: GraddescRecords, *, buttons: bool = F
         (None, (f"The model is y = b + a*x. The data sheet makes y from the true values "
                 f"b = {d.b:g} and a = {d.a:g}; {made}.")),
         (None, ("Each optimizer sheet starts from the guesses b = 1, a = 1 and takes one step "
-                "per data row (batch size 1), epochs stacked down the sheet.")),
+                "per data row (batch size 1), epochs stacked down the sheet. At its top, under "
+                "the settings: the Error by epoch chart and the epoch table (the loss, b and a at "
+                "each epoch's end and their distance to the true values).")),
         (None, ("Every number from the start row down is a formula: the prediction, err^2 = "
                 "(pred - y)^2, the gradients de/db = 2(pred - y) and de/da = 2(pred - y)*x, the "
                 "optimizer's state, and new b and new a, which the next row starts from.")),
         (None, ("Edit a yellow cell (the start values, lr, the optimizer's settings) and the "
                 "whole trajectory and the loss per epoch recompute; the chart follows.")),
-        (None, BUTTONS if buttons else ("The lesson's Reset and Run buttons are not here yet: "
-                                        "the top-left corner of each sheet is kept free for them.")),
+        (None, BUTTONS if buttons else MACROS),
         (None, ""),
         ("head", "Which rules"),
     ]
@@ -82,7 +109,8 @@ def write_intro_sheet(book: Book, records: GraddescRecords, *, buttons: bool = F
             (None, ("These sheets follow torch.optim's update rules exactly (its single-tensor "
                     "code, float64). The grey columns hold torch's own new b and new a for each "
                     "step; the difference columns beside them show how far the sheet is from "
-                    "torch.")),
+                    "torch. Except eve: torch has no Eve, so it follows the lesson's rules, its "
+                    "grey values from numpy.")),
             (None, ("State columns carry torch's names: momentum_buffer (SGD), sum (Adagrad), "
                     "square_avg (RMSprop), step, exp_avg and exp_avg_sq (Adam).")),
         ]
@@ -97,8 +125,11 @@ def write_intro_sheet(book: Book, records: GraddescRecords, *, buttons: bool = F
     lines += [(None, ""), ("head", "The sheets"), ("label", "data"),
               (None, ("x, the true b and a, and y = b + x*a (edit them: every sheet reads its x "
                       "and y from here)"))]
-    for opt, text in SHEET_TEXT.items():
-        lines += [("label", LINE_SHEETS[opt]), (None, text)]
+    for opt in records.runs:
+        lines += [("label", LINE_SHEETS[opt]), (None, SHEET_TEXT[opt])]
+    lines += [("label", COMPARE_SHEET), (None, COMPARE_TEXT)]
+    for name, text in CF_TEXT.items() if cf else ():
+        lines += [("label", name), (None, text)]
     lines += [(None, ""), ("head", "Where torch's rules differ from the lesson's spreadsheet")]
     lines += [(None, f"- {t}") for t in DIFFERENCES]
     lines += [(None, ""), ("head", "Proof"),

@@ -1,4 +1,5 @@
-"""torch.optim's update rules as formula templates: one table, rendered by every sheet family.
+"""torch.optim's update rules as formula templates: one table, rendered by every sheet family
+(and, apart, the lesson's Eve, which torch lacks).
 
 A rule is one optimizer's `_single_tensor_*` step in torch's order of operations
 (torch/optim/sgd.py, adagrad.py, rmsprop.py, adam.py): named stages, the gradient with weight
@@ -102,6 +103,24 @@ RULES = {
         # param.addcdiv_(exp_avg, denom, value=-step_size): (step_size * exp_avg) / denom
     ), "{lr}/{bias_correction1}*{exp_avg}/(SQRT({exp_avg_sq})/{bias_correction2}^0.5+{$eps})"),
 }
+
+
+# The lesson's Eve (lesson-workbooks.md §3.9), which torch.optim lacks, in the same language: its
+# adam (averages weighted by 1 - beta, no bias correction, no eps) with the step also divided by
+# {d}, the loss's volatility, one value per epoch. Before each epoch's rows, EVE_EPOCH gives r
+# from the two losses before it, {ft_1} and {ft_2}, and d as r's running average.
+LESSON_RULES = {
+    "eve": Rule(("beta1", "beta2", "beta3"), (
+        Stage("mom", "{mom-}*{$beta1}+{$1-beta1}*{dloss}", "mom = mom*beta1 + (1-beta1)*grad"),
+        Stage("ms", "{ms-}*{$beta2}+{$1-beta2}*{dloss}^2", "ms = ms*beta2 + (1-beta2)*grad^2"),
+    ), "{mom}*{lr}/SQRT({ms})/{d}"),
+}
+EVE_EPOCH = (
+    Stage("r", "ABS({ft_1}-{ft_2})/MIN({ft_1},{ft_2})",
+          "the loss's volatility: |ft-1 - ft-2| / min(ft-1, ft-2)"),
+    Stage("d", "{d-}*{$beta3}+{$1-beta3}*{r}",
+          "d = d*beta3 + (1-beta3)*r; the step is divided by d"),
+)
 
 
 def render(template: str, ref: Callable[[str, str, str | None], str]) -> str:

@@ -10,9 +10,12 @@ import numpy as np
 
 TRUE_B, TRUE_A = 30.0, 2.0  # the lesson's "a=2, b=30"
 LINE_PARAMS = ("b", "a")  # the line's parameters, in the sheets' order
-LINE_OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adam_ann")  # a sheet each
-LINE_SHEETS = {"sgd": "basic SGD", "momentum": "momentum", "adagrad": "adagrad", "rmsprop": "rmsprop",
-          "adam": "adam", "adam_ann": "adam_ann"}
+# a sheet each: the lesson's, eve after adam_ann
+LINE_OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adam_ann", "eve")
+LINE_SHEETS = {"sgd": "basic SGD", "momentum": "momentum", "adagrad": "adagrad",
+               "rmsprop": "rmsprop", "adam": "adam", "adam_ann": "adam_ann", "eve": "eve"}
+LESSON_ONLY = ("eve",)  # torch has no Eve: its sheet follows the lesson's rules under either rules
+COMPARE_SHEET = "compare"  # every line sheet's loss by epoch, and its b and a against the truth
 LINE_RULES = ("torch", "lesson")  # torch.optim's, or the lesson spreadsheet's own
 ANNEAL_RATIO, ANNEAL_DIVISOR = 2.0, 4.0  # lesson adam_ann: lr / 4 when the gradients grow 2x
 
@@ -43,6 +46,7 @@ class LineHyper:
     eps: float = 1e-8              # RMSprop and Adam; Adagrad uses torch's 1e-10
     weight_decay: float = 0.0      # L2, added to the gradient as torch.optim does
     gamma: float = 1.0             # adam_ann: StepLR's factor, applied after each epoch
+    beta3: float = 0.9             # eve: the decay of its average loss volatility d
     start: tuple[float, float] = (1.0, 1.0)  # (b, a) before the first step, the lesson's guesses
 
 
@@ -69,7 +73,9 @@ class LineRecords:
     new_b: np.ndarray
     new_a: np.ndarray
     state_start: dict[str, np.ndarray] = field(default_factory=dict)  # (2,) before the first step
-    epoch_extra: dict[str, np.ndarray] = field(default_factory=dict)  # (epochs,) lesson adam_ann
+    epoch_extra: dict[str, np.ndarray] = field(default_factory=dict)  # (epochs,) adam_ann, eve
+    epoch_start: dict[str, float] = field(default_factory=dict)  # eve: d before the first epoch
+    true: tuple[float, float] = (TRUE_B, TRUE_A)  # the data's true b and a, the sheet's target
 
     @property
     def n_steps(self) -> int:
