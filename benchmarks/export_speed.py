@@ -5,7 +5,7 @@
 
 The model is trained once and cached as a checkpoint in the temp folder (keyed by the data's
 hash and the config), so later runs only time the writing. Both writers start from the same
-`ModelTables` and write the same sheets and values (users, movies, predictions, history,
+`ModelTables` and write the same sheets and values (users, movies, predictions, epochs,
 bias_rank, pca, config): cfxl through `write_workbook(..., write_model_sheets)`, charts,
 formats and all; the reference the ordinary way, openpyxl in normal mode with one
 `ws.cell(row, col, value)` per cell and no charts or formats. Target: cfxl at least 2x faster,
@@ -63,7 +63,7 @@ def reference_write(tables, path: Path) -> None:
             for j, value in enumerate(values):
                 ws.cell(i, col + j, value.item() if hasattr(value, "item") else value)
 
-    for name in ("users", "movies", "predictions", "history"):
+    for name in ("users", "movies", "predictions", "epochs"):
         ws = wb.create_sheet(name)
         ws.cell(1, 1, f"the {name} sheet")
         table(ws, getattr(tables, name), 2)

@@ -1,6 +1,7 @@
 """The whole-model sheets: values equal the model's, text stays text, long tables are capped, the analysis tells the planted story."""
 
 import csv
+import math
 import re
 import zipfile
 
@@ -15,11 +16,12 @@ from cfxl.records.analysis import bias_rank, pca
 from cfxl.data.ratings import file_sha256, read_ratings, split
 from cfxl.errors import CfxlError
 from cfxl.data.sample import AXES, load_planted
-from cfxl.records.model_tables import csv_safe, model_tables
+from cfxl.records.model_tables import csv_safe, model_tables, setting_notes
 from cfxl.engine.train import Config, fit
 from cfxl.sheets.analysis_sheets import write_bias_rank, write_pca
 from cfxl.workbooks import write_csvs, write_workbook
-from cfxl.sheets.model_sheets import write_model_sheets
+from cfxl.sheets.model_sheets import axis_floor, write_model_sheets
+from tolerance import assert_close
 
 HOSTILE = ["=cmd|' /C calc'!A0", "+1", "-2", "@SUM(1)"]  # each would run as a formula if written raw
 GENRES = ["Action|Sci-Fi", "Drama|Romance", "Comedy|Children", "Horror|Thriller", "Drama", "Action"]
@@ -73,6 +75,12 @@ def book(workbook):
     return openpyxl.load_workbook(workbook)
 
 
+@pytest.fixture(scope="module")
+def values(workbook):
+    """The workbook with each formula's cached value (torch's) in place of its text."""
+    return openpyxl.load_workbook(workbook, data_only=True)
+
+
 def table(ws, *, header_row=2, last_row=None):
     """A sheet's table below its note as a DataFrame (header in row 2), values as read back."""
     rows = list(ws.iter_rows(min_row=header_row, max_row=last_row, values_only=True))
@@ -80,14 +88,16 @@ def table(ws, *, header_row=2, last_row=None):
 
 
 def test_the_sheets_and_their_notes(book):
-    assert book.sheetnames == ["users", "movies", "predictions", "history", "bias_rank", "pca", "config"]
-    for ws in book:
+    assert book.sheetnames == ["users", "movies", "predictions", "epochs", "bias_rank", "pca", "config", "_torch"]
+    for ws in book.worksheets[:-1]:
         assert ws["A1"].data_type == "s" and len(ws["A1"].value) > 40
+    assert book["_torch"].sheet_state == "hidden"
     assert book["movies"].freeze_panes == "D3" and book["predictions"].auto_filter.ref == "A2:F162"
+    assert book["movies"].auto_filter.ref == "A2:J32"
 
 
-def test_predictions_are_the_models_for_the_validation_set(book, trained, tiny):
-    sheet = table(book["predictions"])
+def test_predictions_are_the_models_for_the_validation_set(values, trained, tiny):
+    sheet = table(values["predictions"]).iloc[:, :6]
     assert list(sheet.columns) == ["userId", "movieId", "title", "actual", "predicted", "error"]
     _, val = split(len(tiny), trained.config.val_pct, trained.config.seed)
     assert len(sheet) == len(val)
@@ -103,9 +113,9 @@ def test_predictions_are_the_models_for_the_validation_set(book, trained, tiny):
 @pytest.mark.parametrize(("sheet", "weight", "bias", "ids"), [("users", "u_weight", "u_bias", "user_idx"),
                                                               ("movies", "i_weight", "i_bias", "movie_idx")])
 def test_users_and_movies_hold_the_parameters_and_counts(book, trained, tiny, sheet, weight, bias, ids):
-    got = table(book[sheet])
+    got = table(book[sheet]).sort_values("index", kind="stable").reset_index(drop=True)
     model = trained.model
-    factors = got[[f"f{j}" for j in range(4)]].to_numpy(dtype=np.float64).astype(np.float32)
+    factors = got[[f"f{j}" for j in range(1, 5)]].to_numpy(dtype=np.float64).astype(np.float32)
     assert np.array_equal(factors, getattr(model, weight).weight.detach().numpy())  # float32 exactly
     assert np.array_equal(got["bias"].to_numpy().astype(np.float32), getattr(model, bias).weight.detach().numpy()[:, 0])
     assert np.array_equal(got["index"], np.arange(len(got)))
@@ -124,11 +134,11 @@ def test_hostile_titles_and_genres_stay_text(book):
     assert all(c.data_type == "s" for c in seen)
 
 
-def test_history_and_config(book, trained, tiny):
-    history = table(book["history"])
-    expected = pd.DataFrame(trained.history)[history.columns]
-    np.testing.assert_array_equal(history.to_numpy(dtype=float), expected.to_numpy(dtype=float))
-    config = dict(book["config"].iter_rows(min_row=3, values_only=True))
+def test_epochs_and_config(book, trained, tiny):
+    epochs = table(book["epochs"])
+    expected = pd.DataFrame(trained.history)[epochs.columns]
+    np.testing.assert_array_equal(epochs.to_numpy(dtype=float), expected.to_numpy(dtype=float))
+    config = dict(book["config"].iter_rows(min_row=3, max_col=2, values_only=True))
     assert config["seed"] == 42 and config["model"] == "dotbias" and config["betas"] == "0.9, 0.999"
     assert config["sha256"] == file_sha256(tiny.source) == trained.sha256
     assert (config["cfxl_version"], config["torch_version"]) == (cfxl.__version__, str(torch.__version__))
@@ -138,8 +148,9 @@ def test_history_and_config(book, trained, tiny):
 def test_the_line_and_scatter_charts_are_native_and_the_points_are_labelled_with_titles(workbook, book):
     with zipfile.ZipFile(workbook) as zf:
         charts = [zf.read(n).decode() for n in sorted(zf.namelist()) if re.fullmatch(r"xl/charts/chart\d+\.xml", n)]
-    line, scatter = charts
-    assert "<c:lineChart>" in line and "history!$B$3:$B$6" in line and "history!$C$3:$C$6" in line
+    predicted, line, scatter = charts
+    assert "<c:scatterChart>" in predicted
+    assert "<c:lineChart>" in line and "epochs!$B$3:$B$6" in line and "epochs!$C$3:$C$6" in line
     assert "<c:scatterChart>" in scatter
     labels = re.findall(r"<c:dLbl><c:idx val=\"(\d+)\"/>.*?<c:f>'pca'!\$B\$(\d+)</c:f>", scatter)
     assert len(labels) == 30 and all(int(row) == int(i) + 3 for i, row in labels)  # every movie, own title
@@ -169,7 +180,7 @@ def test_models_without_biases_have_no_bias_columns(tmp_path, tiny, model):
     trained = train(tiny, model)
     tables = model_tables(trained, tiny)
     assert "bias" not in tables.users and "bias" not in tables.movies
-    assert np.array_equal(tables.movies[[f"f{j}" for j in range(4)]].to_numpy(),
+    assert np.array_equal(tables.movies[[f"f{j}" for j in range(1, 5)]].to_numpy(),
                           trained.model.i_weight.weight.detach().numpy())
     np.testing.assert_allclose(tables.predictions["predicted"],
                                trained.predict(tables.predictions["userId"], tables.predictions["movieId"]),
@@ -177,7 +188,7 @@ def test_models_without_biases_have_no_bias_columns(tmp_path, tiny, model):
     path = write_workbook(tmp_path / "m.xlsx", lambda b: write_model_sheets(b, tables))
     book = openpyxl.load_workbook(path)
     assert "no movie biases" in book["bias_rank"]["A1"].value and book["bias_rank"].max_row == 1
-    assert [c.value for c in book["users"][2]][:4] == ["userId", "index", "n_ratings", "f0"]
+    assert [c.value for c in book["users"][2]][:4] == ["userId", "index", "n_ratings", "f1"]
 
 
 def test_long_tables_are_capped_with_a_note_and_the_csvs_are_complete(tmp_path, trained, tiny):
@@ -193,7 +204,7 @@ def test_long_tables_are_capped_with_a_note_and_the_csvs_are_complete(tmp_path, 
             note = ws.cell(20, 1).value
             assert note.startswith(f"{total - 17} more rows left out (of {total})")
             assert ("--csv-dir" in note) if csv_dir is None else (str(csv_dir / f"{name}.csv") in note)
-    for name in ("users", "movies", "predictions", "history"):
+    for name in ("users", "movies", "predictions", "epochs"):
         back = pd.read_csv(tmp_path / "csv" / f"{name}.csv", keep_default_na=False)
         want = csv_safe(getattr(tables, name))  # formula-like titles neutralised for Excel
         assert list(back.columns) == list(want.columns) and len(back) == len(want)
@@ -221,6 +232,147 @@ def test_libreoffice_opens_it_and_reads_the_hostile_titles_as_text(engine, workb
     result = engine.recalc(workbook)
     assert result.errors == []
     assert [result.values["movies"][f"C{r}"] for r in range(3, 7)] == HOSTILE
+
+
+# --- the predictions' error formulas, RMSE and MAE; the movies' order; epochs; config ------------
+
+def fresh_errors(trained, tiny):
+    """predicted - actual for the validation ratings, from a fresh torch forward pass (float64)."""
+    _, val = split(len(tiny), trained.config.val_pct, trained.config.seed)
+    users, movies = tiny.users.ids[tiny.user_idx[val]], tiny.movies.ids[tiny.movie_idx[val]]
+    return trained.predict(users, movies).astype(np.float64) - tiny.rating[val].astype(np.float64)
+
+
+def test_errors_are_predicted_minus_actual_formulas_and_rmse_mae_sit_on_top(book, values, trained, tiny):
+    ws, cached = book["predictions"], values["predictions"]
+    assert [ws.cell(3 + i, 6).value for i in range(3)] == ["=E3-D3", "=E4-D4", "=E5-D5"]
+    assert ws["F162"].value == "=E162-D162" and ws["F163"].value is None
+    errors = fresh_errors(trained, tiny)  # (160,)
+    assert_close([cached.cell(3 + i, 6).value for i in range(160)], errors, scale=5.0)
+    assert (ws["H2"].value, ws["J2"].value) == ("RMSE", "MAE")
+    assert ws["I2"].value == "=SQRT(SUMSQ(F3:F162)/COUNT(F3:F162))"
+    assert ws["K2"].value == "=SUMPRODUCT(ABS(F3:F162))/COUNT(F3:F162)"
+    rmse, mae = np.sqrt(np.mean(errors ** 2)), np.mean(np.abs(errors))
+    assert_close([cached["I2"].value, cached["K2"].value], [rmse, mae], rtol=1e-6)  # torch's float32 run
+    assert "over all 160 validation ratings" in ws["H3"].value
+    assert ws["I2"].font.b and ws.freeze_panes == "A3"  # the header row, frozen: always in view
+    proof = {(r[0], r[1]): r[2] for r in book["_torch"].iter_rows(min_row=2, values_only=True)}
+    assert proof == {("predictions", "I2"): cached["I2"].value, ("predictions", "K2"): cached["K2"].value}
+
+
+def test_rmse_and_mae_are_exactly_those_of_the_errors_shown(workbook, values):
+    """The cached (and _torch) RMSE and MAE are the errors' own, to the last bits of float64."""
+    ws = values["predictions"]
+    errors = [ws.cell(3 + i, 6).value for i in range(160)]
+    assert ws["I2"].value == math.sqrt(math.fsum(e * e for e in errors) / 160)
+    assert ws["K2"].value == math.fsum(abs(e) for e in errors) / 160
+
+
+def test_a_capped_predictions_sheet_gives_rmse_and_mae_over_the_rows_shown(tmp_path, trained, tiny):
+    tables = model_tables(trained, tiny)
+    path = write_workbook(tmp_path / "capped.xlsx", lambda b: write_model_sheets(b, tables, max_rows=20))
+    ws = openpyxl.load_workbook(path)["predictions"]
+    cached = openpyxl.load_workbook(path, data_only=True)["predictions"]
+    assert ws["I2"].value == "=SQRT(SUMSQ(F3:F19)/COUNT(F3:F19))" and ws["F19"].value == "=E19-D19"
+    assert "over the 17 rows shown of 160" in ws["H3"].value
+    assert (cached["I2"].value, cached["K2"].value) == tables.error_summary(17) != tables.error_summary()
+    assert ws.auto_filter.ref == "A2:F19"
+
+
+def test_errors_are_coloured_blue_white_red_around_zero(book):
+    rules = {str(r.sqref): r.rules for r in book["predictions"].conditional_formatting}
+    scale = rules["F3:F162"][0].colorScale
+    assert [(v.type, float(v.val)) for v in scale.cfvo] == [("num", -4.5), ("num", 0.0), ("num", 4.5)]
+    assert [c.rgb[-6:] for c in scale.color] == ["4575B4", "FFFFFF", "D73027"]  # under, exact, over
+    ws = book["predictions"]
+    assert (ws["H4"].value, ws["I4"].value, ws["J4"].value) == ("rating range", 0.5, 5.0)
+
+
+def test_the_prediction_chart_plots_predicted_against_actual_with_the_diagonal(workbook):
+    with zipfile.ZipFile(workbook) as zf:
+        chart = zf.read("xl/charts/chart1.xml").decode()
+    assert "<c:scatterChart>" in chart and "Predicted vs actual: all 160 rows" in chart
+    assert "predictions!$D$3:$D$162" in chart and "predictions!$E$3:$E$162" in chart
+    assert chart.count("predictions!$I$4:$J$4") == 2  # the line predicted = actual, lowest to highest
+
+
+def test_the_prediction_chart_samples_a_long_table(tmp_path, trained, tiny, monkeypatch):
+    monkeypatch.setattr("cfxl.sheets.model_sheets.N_POINTS", 50)
+    tables = model_tables(trained, tiny)
+    path = write_workbook(tmp_path / "sampled.xlsx", lambda b: write_model_sheets(b, tables))
+    with zipfile.ZipFile(path) as zf:
+        chart = zf.read("xl/charts/chart1.xml").decode()
+    assert "the first 50 of 160 rows (a random sample)" in chart and "predictions!$D$3:$D$52" in chart
+
+
+def test_movies_open_most_rated_first(book, tiny):
+    movies = table(book["movies"])
+    counts = movies["n_ratings"].to_numpy()
+    assert np.array_equal(counts, np.sort(np.bincount(tiny.movie_idx))[::-1])
+    ties = movies.groupby("n_ratings", sort=False)["index"]
+    assert all(group.is_monotonic_increasing for _, group in ties)
+
+
+def test_number_formats_follow_the_policy(book):
+    fmt = lambda sheet, ref: book[sheet][ref].number_format  # noqa: E731
+    assert fmt("users", "C3") == "0" and fmt("users", "D3") == "0.0000" and fmt("users", "E3") == "0.0000"
+    assert fmt("movies", "E3") == "0" and fmt("movies", "F3") == "0.0000" and fmt("movies", "G3") == "0.0000"
+    assert fmt("predictions", "D3") == "0.0" and fmt("predictions", "E3") == "0.0000"
+    assert fmt("predictions", "F3") == "0.0000" and fmt("epochs", "B3") == "0.0000"
+    assert fmt("epochs", "A3") == "0"
+    assert [c.value for c in book["movies"][2]][-4:] == ["f1", "f2", "f3", "f4"]  # from 1, as the lesson's
+
+
+def test_the_epochs_sheet_names_its_model_and_its_axis_starts_near_the_losses(book, workbook, trained):
+    assert "EmbeddingDotBias, 4 factors, adam, lr 0.03, batch size 64, 4 epochs" in book["epochs"]["A1"].value
+    with zipfile.ZipFile(workbook) as zf:
+        line = zf.read("xl/charts/chart2.xml").decode()
+    assert "Loss by epoch: EmbeddingDotBias, 4 factors, adam" in line
+    floor = float(re.search(r'<c:valAx>.*?<c:min val="([^"]+)"/>', line, re.S).group(1))
+    losses = [h[k] for h in trained.history for k in ("train_loss", "val_loss")]
+    assert 0 < floor <= min(losses) and min(losses) - floor < 0.5 * (max(losses) - min(losses)) + 0.01
+
+
+@pytest.mark.parametrize(("values", "floor"), [([0.75, 1.3], 0.7), ([0.80, 0.82], 0.79), ([0.05, 3.0], 0.0),
+                                              ([2.0, 2.0], 1.999), ([], 0.0)])
+def test_axis_floor_is_a_round_number_just_below_the_data(values, floor):
+    assert axis_floor(np.array(values)) == pytest.approx(floor)
+
+
+def test_config_greys_the_settings_the_run_does_not_use(book):
+    ws = book["config"]
+    rows = {ws.cell(r, 1).value: r for r in range(3, ws.max_row + 1)}
+    grey = {k for k, r in rows.items() if str(getattr(ws.cell(r, 2).font.color, "rgb", "")).endswith("A6A6A6")}
+    assert all(str(getattr(ws.cell(r, 1).font.color, "rgb", "")).endswith("A6A6A6") for k, r in rows.items()
+               if k in grey)
+    assert grey == {"momentum", "alpha", "cycle_len", "cycle_mult", "nh", "p1", "p2"}  # dotbias, adam
+    assert ws.cell(rows["momentum"], 3).value.startswith("not used: only --opt momentum")
+    assert "staged schedule" in ws.cell(rows["epochs"], 3).value
+    assert ws.cell(2, 3).value == "note"
+
+
+@pytest.mark.parametrize(("settings", "unused"), [
+    ({"opt": "sgd"}, {"momentum", "betas", "alpha", "eps"}),
+    ({"opt": "momentum"}, {"betas", "alpha", "eps"}),
+    ({"opt": "rmsprop"}, {"momentum", "betas"}),
+    ({"opt": "adagrad"}, {"momentum", "betas", "alpha", "eps"}),
+    ({"opt": "adam", "schedule": "3@0.1,2@0.01"}, {"momentum", "alpha", "epochs", "lr"}),
+    ({"opt": "adam", "schedule": "sgdr", "model": "net"}, {"momentum", "alpha"}),
+])
+def test_the_unused_settings_follow_model_optimizer_and_schedule(settings, unused):
+    config = Config(**settings)
+    expected = set(unused)
+    if config.model != "net":
+        expected |= {"nh", "p1", "p2"}
+    if config.schedule != "sgdr":
+        expected |= {"cycle_len", "cycle_mult"}
+    got, notes = setting_notes(config)
+    assert set(got) == expected
+    if config.stages:
+        assert got["epochs"] == ("the staged schedule sets the epochs: 3@0.1,2@0.01 is 3 at lr 0.1 then "
+                                 "2 at lr 0.01, 5 in all") and "epochs" not in notes
+    else:
+        assert "staged schedule" in notes["epochs"]
 
 
 # --- the planted story, on the embedded sample ---------------------------------------------------

@@ -21,13 +21,13 @@ import cfxl
 from cfxl.data.ratings import Ratings, split
 from cfxl.data.sample import RATINGS_CSV
 from cfxl.engine.models import param_names
-from cfxl.engine.train import Trained
+from cfxl.engine.train import Config, Trained
 from cfxl.records.analysis import bias_rank, pca
 from cfxl.records.types.tables import ModelTables
 
 PREDICT_CHUNK = 1 << 18  # ratings per forward pass: bounded memory on ml-25m's 5M validation ratings
 # no wall-clock seconds: the same run must give the same workbook, cell by cell
-HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_rmse", "lr")
+EPOCH_COLUMNS = ("epoch", "train_loss", "val_loss", "val_rmse", "lr")
 
 
 def model_tables(trained: Trained, ratings: Ratings, *, date: str | None = None) -> ModelTables:
@@ -57,12 +57,15 @@ def model_tables(trained: Trained, ratings: Ratings, *, date: str | None = None)
         "title": title[m_idx[val]], "actual": actual, "predicted": predicted,
         "error": predicted - actual})
 
-    history = pd.DataFrame([{k: h.get(k, math.nan) for k in HISTORY_COLUMNS} for h in trained.history],
-                           columns=list(HISTORY_COLUMNS))
-    history["epoch"] = history["epoch"].astype(np.int64)
+    epochs = pd.DataFrame([{k: h.get(k, math.nan) for k in EPOCH_COLUMNS} for h in trained.history],
+                          columns=list(EPOCH_COLUMNS))
+    epochs["epoch"] = epochs["epoch"].astype(np.int64)
     config = _config(trained, ratings, len(val), date)
     ranked = bias_rank(movies) if "bias" in movies.columns else None
-    return ModelTables(users, movies, predictions, history, config, ranked, pca(movies))
+    unused, notes = setting_notes(trained.config)
+    return ModelTables(users, movies, predictions, epochs, config, ranked, pca(movies),
+                       rating_range=ratings.rating_range, model_label=model_label(trained),
+                       unused=unused, notes=notes)
 
 
 def write_csv(table: pd.DataFrame, path) -> None:
@@ -103,7 +106,8 @@ def _embedding_table(id_name: str, ids: np.ndarray, counts: np.ndarray, bias, we
     if bias is not None:
         cols["bias"] = bias[:, 0]  # (n, 1) -> (n,)
     table = pd.DataFrame(cols)
-    factors = pd.DataFrame(weight, columns=[f"f{j}" for j in range(weight.shape[1])])  # (n, k)
+    # f1..fk: factors count from 1, as on the lesson's sheets
+    factors = pd.DataFrame(weight, columns=[f"f{j + 1}" for j in range(weight.shape[1])])  # (n, k)
     return pd.concat([table, factors], axis=1)
 
 
@@ -163,3 +167,50 @@ def _config(trained: Trained, ratings: Ratings, n_val: int, date: str | None) ->
         "final_val_rmse": final.get("val_rmse", math.nan),
     })
     return {k: v.item() if isinstance(v, np.generic) else v for k, v in out.items()}
+
+
+def model_label(trained: Trained) -> str:
+    """Which model and run a sheet shows, in a line: 'EmbeddingDotBias, 50 factors, adam, lr 0.01,
+    batch size 64, 3 epochs'."""
+    c = trained.config
+    schedule = {"constant": f"lr {c.lr:g}", "sgdr": f"SGDR up to lr {c.lr:g}",
+                "onecycle": f"one cycle up to lr {c.lr:g}"}.get(c.schedule, f"stages {c.schedule} (epochs@lr)")
+    return (f"{type(trained.model).__name__}, {c.n_factors} factors, {c.opt}, {schedule}, "
+            f"batch size {c.bs}, {c.n_epochs} epochs")
+
+
+def setting_notes(c: Config) -> tuple[dict[str, str], dict[str, str]]:
+    """(unused, notes): the settings this run's model, optimizer and schedule do not use, each with
+    why (the config sheet greys them), and what the easily confused ones mean."""
+    unused, notes = {}, {}
+    if c.opt != "momentum":
+        unused["momentum"] = f"only --opt momentum (SGD with momentum) uses it, not {c.opt}"
+    if c.opt != "adam":
+        unused["betas"] = f"only --opt adam uses them, not {c.opt}"
+    if c.opt != "rmsprop":
+        unused["alpha"] = f"only --opt rmsprop uses it, not {c.opt}"
+    if c.opt in ("sgd", "momentum"):
+        unused["eps"] = "SGD has no eps"
+    elif c.opt == "adagrad":
+        unused["eps"] = "Adagrad keeps torch's own eps, 1e-10"
+    if c.model != "net":
+        for name in ("nh", "p1", "p2"):
+            unused[name] = f"only --model net (EmbeddingNet) uses it, not {c.model}"
+    if c.schedule != "sgdr":
+        for name in ("cycle_len", "cycle_mult"):
+            unused[name] = "only --schedule sgdr uses it"
+    if c.stages:
+        unused["epochs"] = (f"the staged schedule sets the epochs: {c.schedule} is "
+                            f"{' then '.join(f'{n} at lr {lr:g}' for n, lr in c.stages)}, "
+                            f"{c.n_epochs} in all")
+        unused["lr"] = "each stage of the schedule sets its own lr"
+    else:
+        notes["epochs"] = ("passes over the training ratings; a staged schedule (--schedule "
+                           "3@0.1,3@0.01: 3 epochs at lr 0.1, then 3 at 0.01) sets its own instead")
+    notes["schedule"] = ("constant; sgdr or onecycle (lr is then the highest lr); or stages "
+                         "epochs@lr,..., which set the epochs and lrs")
+    if c.schedule == "onecycle" and c.opt in ("momentum", "adam"):
+        notes["momentum" if c.opt == "momentum" else "betas"] = \
+            "onecycle cycles it (beta1 for adam) between 0.85 and 0.95, as torch's OneCycleLR does"
+    notes["epochs_trained"] = "epochs run: epochs, or the sum of a staged schedule's"
+    return unused, notes
