@@ -28,14 +28,17 @@ test: install
 	$(PY) -m pytest -q
 	CFXL_TEST_SEED=7 $(PY) -m pytest -q -m recompute
 
-# Regenerate the committed example workbooks (a fixed date keeps them identical run to run),
-# their golden snapshot, and the README's pictures.
+# Regenerate the committed example workbooks (a fixed date keeps them identical run to run) and
+# their golden snapshot; then `make pictures` for the README's pictures.
 workbooks: install
 	SOURCE_DATE_EPOCH=$(DEMO_DATE) $(VENV)/bin/cfxl demo -q
 	$(PY) -m pytest -q tests/test_workbooks.py --update-snapshots
 
-pictures: workbooks
-	$(PY) docs/render_pictures.py workbooks/collab_filter.xlsx
+# The README's pictures, from the committed workbooks as they are (run `make workbooks` first to
+# refresh those); the regions are the table at the top of docs/render_pictures.py. Needs
+# pdftoppm: apt-get install -y --no-install-recommends poppler-utils
+pictures: install
+	$(PY) docs/render_pictures.py workbooks
 
 bench: install
 	$(PY) benchmarks/train_speed.py
