@@ -44,7 +44,7 @@ class SliceOptions:
     n_users: int = presets.SLICE_USERS
     n_movies: int = presets.SLICE_MOVIES
     n_factors: int = presets.LESSON_FACTORS
-    untrained: bool = False   # write the initial parameters instead of trained ones
+    untrained: bool = False   # train nothing: the start alone (no _trained views, nn at its start)
     seed: int | None = None   # None: the trained model's seed
 
     def __post_init__(self):
@@ -141,13 +141,14 @@ def load_or_train(source, config: Config, *, user_col=None, item_col=None, ratin
 
 
 def export_collab(out: Outputs, trained: Trained, ratings: Ratings, *,
-                  slice_options=SliceOptions(), interpreter: str | None = None) -> Path:
+                  slice_options=SliceOptions(), interpreter: str | None = None,
+                  max_rows: int | None = None) -> Path:
     """Write the collab workbook: the lesson's live sheets, then the whole model's tables.
 
     out (plan(book, model=True, ...)): for a macro workbook (cfxl.excel.macros), a ratings
     sheet and Train / Refresh buttons; the model is saved beside it as <book>.pt and the config
     sheet names it; <book>.py beside it runs the buttons. interpreter: the Python xlwings starts
-    for them (xlwings.conf)."""
+    for them (xlwings.conf). max_rows: the long sheets' cap (None: as many as a sheet holds)."""
     if out.macros and out.model_file is None:
         raise ValueError("a collab macro workbook saves its model beside it: plan(..., model=True)")
     s = slice_options
@@ -160,7 +161,8 @@ def export_collab(out: Outputs, trained: Trained, ratings: Ratings, *,
 
     def build(book):
         write_lesson_sheets(book, lesson)
-        write_model_sheets(book, tables, csv_dir=out.csv_dir)
+        write_model_sheets(book, tables, csv_dir=out.csv_dir,
+                           **({} if max_rows is None else {"max_rows": max_rows}))
         if out.macros:
             from cfxl.excel.macros import add_collab_macros
             add_collab_macros(book, ratings.frame(), tables.config, interpreter=interpreter)
@@ -177,7 +179,7 @@ def export_collab(out: Outputs, trained: Trained, ratings: Ratings, *,
 
 
 def write_csvs(tables: ModelTables, folder: Path, *, force: bool = False) -> None:
-    """users.csv, movies.csv, predictions.csv and history.csv, complete, each written atomically
+    """users.csv, movies.csv, predictions.csv and epochs.csv, complete, each written atomically
     (the sheets are capped at Excel's row limit), safe to open in Excel (write_csv)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -207,7 +209,7 @@ def export_graddesc(out: Outputs, ratings: Ratings, *, rules: str = "torch",
     cf = cf_step_records(ratings, steps=steps, trace_users=trace_users, trace_movies=trace_movies)
 
     def build(book):
-        write_graddesc_sheets(book, line, buttons=out.macros)
+        write_graddesc_sheets(book, line, buttons=out.macros, cf=True)
         write_cf_sheets(book, cf)
         if out.macros:
             from cfxl.excel.macros import add_graddesc_macros
@@ -280,9 +282,10 @@ def demo_outputs(out_dir, *, force: bool = False) -> tuple[Outputs, Outputs, Out
 
 def write_workbooks(trained: Trained, data: Ratings, outputs) -> list[Path]:
     """The demo's example workbooks (demo_outputs), from the lesson's bias model and its data:
-    all three or none."""
+    all three or none, their big sheets capped (presets.DEMO_*)."""
     collab, graddesc, unrolled = outputs
     collab.book.parent.mkdir(exist_ok=True)
     with together():
-        return [export_collab(collab, trained, data), export_graddesc(graddesc, data),
-                export_unrolled(unrolled, data)]
+        return [export_collab(collab, trained, data, max_rows=presets.DEMO_MAX_ROWS),
+                export_graddesc(graddesc, data, steps=presets.DEMO_CF_STEPS),
+                export_unrolled(unrolled, data, steps=presets.DEMO_UNROLLED_STEPS)]

@@ -8,7 +8,8 @@ One number format per magnitude class, on every sheet:
 - `rating`: ratings, 0.0 (half stars);
 - `num`: values of a bounded size: data, parameters, predictions, errors, losses (0.0000);
 - `sci`: values of any size: gradients, optimizer state, sums of squares (0.000E+00);
-- `hyper` (and `param`): settings as typed, in General (lr 0.01, eps 1E-08, betas 0.9).
+- `hyper` (and `param`): settings as typed, in General (lr 0.01, betas 0.9); `hyper_sci` for
+  eps, 1E-08 and 1E-10 alike (General shows 0.00000001 in LibreOffice, 1E-08 in Excel).
 The `_in` (yellow) and torch (grey) variants keep the class's format.
 
 One sign for an error everywhere: prediction - rating (positive: the model rates too high),
@@ -50,6 +51,7 @@ FORMATS = {
     "input": {"bg_color": EDITABLE, "num_format": "0.0000"},
     "input6": {"bg_color": EDITABLE, "num_format": "0.000000"},  # a starting parameter
     "hyper": {"bg_color": EDITABLE, "border": 1},                 # a setting, any magnitude
+    "hyper_sci": {"bg_color": EDITABLE, "border": 1, "num_format": "0E+00"},  # eps: 1E-08
     "param": {"bg_color": EDITABLE, "num_format": "General", "align": "left"},
     "start_input": {"bg_color": EDITABLE, "num_format": "General"},
     # the truth, for comparison
@@ -58,6 +60,8 @@ FORMATS = {
     "diff": {"num_format": "0.0E+00", "font_color": TRUTH},
     "sci_in": {"bg_color": EDITABLE, "num_format": "0.000E+00"},
     "num_in": {"bg_color": EDITABLE, "num_format": "0.0000"},
+    # a setting the chosen model, optimizer or schedule does not use (config sheet)
+    "unused": {"font_color": "#A6A6A6", "bg_color": "#F2F2F2"},
     # a rated cell held out for validation: grey fill, a border
     "held_out": {"num_format": "0.0", "align": "center", "bg_color": "#D9D9D9", "border": 1},
     # conditional: a one-hot cell that is 1
