@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "cfxl"
 SHEETS = sorted((PACKAGE / "sheets").glob("*.py"))
 # what the workbook layer may import from cfxl (style.md: records.types, proof.contract, errors)
 SHEETS_MAY_IMPORT = ("cfxl.records.types", "cfxl.proof.contract", "cfxl.errors", "cfxl.sheets")
-MAX_LINES, MAX_CLI_LINES = 400, 300
+MAX_LINES, MAX_CLI_LINES = 400, 300  # the CLI's modules: click only, a few calls each
 
 
 def module_name(path: Path) -> str:
@@ -69,5 +69,5 @@ def test_data_flows_one_way():
 @pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: module_name(p))
 def test_no_module_is_too_long(path):
     lines = len(path.read_text().splitlines())
-    limit = MAX_CLI_LINES if path.name == "cli.py" else MAX_LINES
+    limit = MAX_CLI_LINES if path.parent.name == "cli" else MAX_LINES
     assert lines < limit, f"{path.relative_to(PACKAGE.parent)} has {lines} lines"
