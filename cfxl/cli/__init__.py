@@ -3,7 +3,7 @@ one module per family of commands, all on one click group (cfxl.cli.base.cli).""
 
 import functools
 
-from cfxl.cli import books, data, model, proof  # noqa: F401 (each registers its commands)
+from cfxl.cli import books, data, model, proof, use  # noqa: F401 (each registers its commands)
 from cfxl.cli.base import cli
 from cfxl.io import run_interruptible
 
