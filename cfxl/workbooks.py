@@ -14,17 +14,21 @@ from pathlib import Path
 from cfxl import presets
 from cfxl.data.ratings import Ratings, file_sha256, read_ratings
 from cfxl.engine import checkpoint
+from cfxl.engine.models import EmbeddingNet
 from cfxl.engine.optim import check_settings
 from cfxl.engine.train import Config, Trained, fit, resolve_device
 from cfxl.errors import CfxlError, option
 from cfxl.io import atomic_write, ensure_folder, ensure_writable, scratch_folder, together
 from cfxl.records.lesson import lesson_records
 from cfxl.records.model_tables import model_tables, write_csv
+from cfxl.records.recommend import recommend_records
 from cfxl.records.types.tables import ModelTables
 from cfxl.records.types.unrolled import UnrolledHyper
 from cfxl.sheets.book import write_book, written_by_cfxl
 from cfxl.sheets.lesson import write_lesson_sheets
 from cfxl.sheets.model_sheets import CSV_TABLES, write_model_sheets
+from cfxl.sheets.ranking import shown_rows
+from cfxl.sheets.recommend import write_recommend_sheets
 
 BOOK_SUFFIXES = (".xlsx", ".xlsm")
 DEMO_BOOKS = ("collab_filter.xlsx", "graddesc.xlsx", "unrolled.xlsx")
@@ -123,18 +127,28 @@ def load_or_train(source, config: Config, *, user_col=None, item_col=None, ratin
     if source is None or Path(source).suffix.lower() != ".pt":
         return read_and_fit(source, config, **columns, progress=progress, on_read=on_read,
                             on_epoch=on_epoch)
+    return load_model(source, **columns, on_read=on_read, force=force)
+
+
+def load_model(source, *, ratings=None, user_col=None, item_col=None, rating_col=None,
+               on_read=None, force: bool = False) -> tuple[Trained, Ratings]:
+    """A .pt model file (`cfxl train -o`) and the ratings it was trained on, read again from
+    where it was trained (or from `ratings`, a copy of that file): refused if the file's
+    SHA-256 is not the one the model keeps, unless force."""
+    columns = {"user_col": user_col, "item_col": item_col, "rating_col": rating_col}
     trained = checkpoint.load(source)
-    if not Path(trained.source).exists():
-        raise CfxlError(f"{source}: the ratings file it was trained on, {trained.source}, "
-                        "is gone; train again with `cfxl export RATINGS`")
-    if trained.sha256 and not force and (now := file_sha256(trained.source)) != trained.sha256:
+    data = trained.source if ratings is None else str(ratings)
+    if not Path(data).exists():
+        raise CfxlError(f"{source}: the ratings file it was trained on, {data}, is gone; pass "
+                        "its copy, or train again with `cfxl export RATINGS`")
+    if trained.sha256 and not force and (now := file_sha256(data)) != trained.sha256:
         raise CfxlError(
-            f"{source}: the ratings file it was trained on, {trained.source}, has changed since "
+            f"{source}: the ratings file it was trained on, {data}, has changed since "
             f"(SHA-256 {trained.sha256[:12]}... then, {now[:12]}... now); the validation split "
             "is recomputed by position, so its predictions could include ratings the model "
-            "trained on. Train again (`cfxl export RATINGS`), or pass --force to export with "
-            "the changed file as it is")
-    ratings = read_ratings(trained.source, **columns)
+            "trained on. Train again (`cfxl export RATINGS`), or pass --force to use the "
+            "changed file as it is")
+    ratings = read_ratings(data, **columns)
     if on_read is not None:
         on_read(ratings)
     return trained, ratings
@@ -156,6 +170,7 @@ def export_collab(out: Outputs, trained: Trained, ratings: Ratings, *,
                             n_factors=s.n_factors, untrained=s.untrained,
                             seed=trained.config.seed if s.seed is None else s.seed)
     tables = model_tables(trained, ratings)
+    uses = use_records(trained, ratings, max_rows)
     if out.macros:
         tables.config["model_file"] = out.model_file.name
 
@@ -163,6 +178,8 @@ def export_collab(out: Outputs, trained: Trained, ratings: Ratings, *,
         write_lesson_sheets(book, lesson)
         write_model_sheets(book, tables, csv_dir=out.csv_dir,
                            **({} if max_rows is None else {"max_rows": max_rows}))
+        if uses is not None:  # after the tables its formulas read
+            write_recommend_sheets(book, uses)
         if out.macros:
             from cfxl.excel.macros import add_collab_macros
             add_collab_macros(book, ratings.frame(), tables.config, interpreter=interpreter)
@@ -176,6 +193,15 @@ def export_collab(out: Outputs, trained: Trained, ratings: Ratings, *,
             checkpoint.save(trained, out.model_file, force=out.force)
             write_companion(path, force=out.force)
     return path
+
+
+def use_records(trained: Trained, ratings: Ratings, max_rows: int | None):
+    """The recommend, similar and me sheets' records over the movies and users the capped sheets
+    show; None for EmbeddingNet, whose predictions are no dot product a formula can write."""
+    if isinstance(trained.model, EmbeddingNet):
+        return None
+    return recommend_records(trained, ratings, n_movies=shown_rows(len(trained.movies), max_rows),
+                             n_users=shown_rows(len(trained.users), max_rows))
 
 
 def write_csvs(tables: ModelTables, folder: Path, *, force: bool = False) -> None:

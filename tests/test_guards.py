@@ -152,7 +152,7 @@ def test_a_model_is_not_exported_against_a_changed_ratings_file(tmp_path):
     assert refused.output.rstrip().endswith(
         "the validation split is recomputed by position, so its predictions could include "
         "ratings the model trained on. Train again (`cfxl export RATINGS`), or pass --force to "
-        "export with the changed file as it is")
+        "use the changed file as it is")
     assert len(refused.output.splitlines()) == 1
     forced = run("export", model, "-q", "-o", book, "--force")
     assert forced.exit_code == 0, forced.output

@@ -51,7 +51,8 @@ def tiny(tmp_path_factory):
 
 
 def train(ratings, model="dotbias", **kw):
-    base = {"model": model, "n_factors": 4, "lr": 0.03, "bs": 64, "epochs": 4, "device": "cpu"}
+    base = {"model": model, "n_factors": 4, "lr": 0.03, "bs": 64, "epochs": 4, "device": "cpu",
+            "schedule": "constant", "keep_best": False}  # cfxl 0.1's defaults, which these were written for
     if model == "dot":
         base.update(opt="momentum", lr=0.05)
     return fit(Config(**{**base, **kw}), ratings, progress=False)
@@ -381,7 +382,7 @@ def test_the_unused_settings_follow_model_optimizer_and_schedule(settings, unuse
 def sample_movies():
     """The movies table of an EmbeddingDotBias trained on the embedded sample (about 1 s)."""
     ratings = read_ratings()
-    trained = fit(Config(model="dotbias", opt="adam", lr=1e-2, weight_decay=1e-4, bs=1024, epochs=6, n_factors=10,
+    trained = fit(Config(model="dotbias", opt="adam", lr=1e-2, weight_decay=1e-4, bs=1024, epochs=6, n_factors=10, schedule="constant", keep_best=False,
                          device="cpu"), ratings, progress=False)
     return model_tables(trained, ratings).movies
 

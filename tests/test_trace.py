@@ -23,6 +23,12 @@ def adam(p, g, s, h, t):
     return p - h["lr"] / (1 - b1 ** t) * s["exp_avg"] / denom
 
 
+def adamw(p, g, s, h, t):
+    """AdamW (Loshchilov & Hutter): the weights shrink by lr * weight_decay, then Adam's step on
+    the gradient alone."""
+    return adam(p * (1 - h["lr"] * h["weight_decay"]), g, s, h, t)
+
+
 def rmsprop(p, g, s, h, t):
     a = h["alpha"]
     s["square_avg"] = a * s.get("square_avg", 0) + (1 - a) * g * g
@@ -34,8 +40,10 @@ def adagrad(p, g, s, h, t):
     return p - h["lr"] * g / (np.sqrt(s["sum"]) + h["eps"])
 
 
-RULES = {"sgd": sgd, "momentum": sgd, "adam": adam, "rmsprop": rmsprop, "adagrad": adagrad}
-LRS = {"sgd": 0.5, "momentum": 0.2, "adam": 0.05, "rmsprop": 0.01, "adagrad": 0.1}
+RULES = {"sgd": sgd, "momentum": sgd, "adam": adam, "rmsprop": rmsprop, "adagrad": adagrad,
+         "adamw": adamw}
+LRS = {"sgd": 0.5, "momentum": 0.2, "adam": 0.05, "rmsprop": 0.01, "adagrad": 0.1, "adamw": 0.05}
+DECOUPLED = {"adamw"}  # weight decay on the weights, not added to the gradient
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +58,18 @@ def small(tmp_path_factory):
     return read_ratings(path)
 
 
-@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01, 0.5])
 @pytest.mark.parametrize("opt", list(RULES))
 def test_replay_reproduces_every_step(small, opt, weight_decay):
     config = Config(model="dotbias", n_factors=3, opt=opt, lr=LRS[opt], weight_decay=weight_decay, bs=8, epochs=3,
+                    schedule="constant",
                     dtype="float64", device="cpu", val_pct=0.0)
     trained = fit(config, small, recorder=Recorder(), progress=False)
     trace = trained.trace
     n_steps = 3 * int(np.ceil(len(small) / 8))
-    assert trace.n_steps == n_steps and trace.optimizer in ("SGD", "Adam", "RMSprop", "Adagrad")
+    assert trace.n_steps == n_steps
+    assert trace.optimizer == {"sgd": "SGD", "momentum": "SGD", "adam": "Adam", "rmsprop": "RMSprop",
+                               "adagrad": "Adagrad", "adamw": "AdamW"}[opt]
     hyper = dict(trace.hyper)
     for name, pt in trace.params.items():
         p, state = pt.value[0].copy(), {}
@@ -68,8 +79,9 @@ def test_replay_reproduces_every_step(small, opt, weight_decay):
         size_p, size_g = np.abs(p), np.zeros_like(p)
         for t in range(1, n_steps + 1):
             assert_close(pt.value[t - 1], p, scale=size_p)
-            g = pt.grad[t - 1] + weight_decay * p
-            size_g = np.maximum(size_g, np.abs(pt.grad[t - 1]) + weight_decay * np.abs(p))
+            wd = 0.0 if opt in DECOUPLED else weight_decay
+            g = pt.grad[t - 1] + wd * p
+            size_g = np.maximum(size_g, np.abs(pt.grad[t - 1]) + wd * np.abs(p))
             assert_close(pt.grad_used[t - 1], g, scale=size_g)
             p = RULES[opt](p, g, state, {**hyper, "lr": trace.lr[t - 1]}, t)
             step = np.abs(pt.value_after[t - 1] - pt.value[t - 1])
@@ -82,6 +94,7 @@ def test_replay_reproduces_every_step(small, opt, weight_decay):
             if "step" in pt.state:
                 assert pt.state["step"][t - 1] == t
         expected_keys = {"sgd": set(), "momentum": {"momentum_buffer"}, "adam": {"exp_avg", "exp_avg_sq"},
+                         "adamw": {"exp_avg", "exp_avg_sq"},
                          "rmsprop": {"square_avg"}, "adagrad": {"sum"}}[opt]
         assert expected_keys <= set(pt.state) and set(pt.state) - {"step"} == expected_keys, name
         # the final recorded value is the trained parameter

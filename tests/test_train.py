@@ -1,17 +1,20 @@
 """Training: loss goes down, runs are deterministic, checkpoints round-trip, bad runs stop cleanly."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
+from cfxl import report
 from cfxl.engine import checkpoint
 from cfxl.data.ratings import read_ratings, split
 from cfxl.errors import CfxlError
 from cfxl.engine.trace import Recorder
-from cfxl.engine.evaluate import check_trained, mean_baseline
-from cfxl.engine.train import Config, fit, make_optimizers
+from cfxl.engine.evaluate import check_trained, evaluate, mean_baseline
+from cfxl.engine.train import Config, config_for, fit, make_optimizers
+from cfxl.presets import LESSON_RUNS
 
 
 @pytest.fixture(scope="module")
@@ -248,3 +251,138 @@ def damage(saved, tmp_path, change) -> str:
 ])
 def test_a_damaged_checkpoint_is_one_line_naming_the_file(saved, tmp_path, change, message):
     assert damage(saved, tmp_path, change) == message
+
+
+# cfxl 0.1's defaults: what `cfxl train` did before the defaults became a recipe that generalises
+CFXL_0_1 = dict(model="dotbias", n_factors=50, epochs=3, bs=64, opt="adam", lr=1e-2,
+                weight_decay=0.0, schedule="constant", keep_best=False, patience=0)
+
+
+def test_the_defaults_generalise_better_than_cfxl_0_1s():
+    """On the embedded sample, as on real MovieLens 100k (presets.TRAIN_DEFAULTS): cfxl 0.1's
+    defaults fit the training ratings more closely and the validation ratings worse."""
+    sample = read_ratings()
+    new = fit(Config(), sample, progress=False)
+    old = fit(Config(**CFXL_0_1), sample, progress=False)
+    assert new.kept["val_rmse"] < old.kept["val_rmse"]
+
+
+def test_the_lessons_runs_do_not_depend_on_cfxls_defaults():
+    """`cfxl demo` and --preset lesson train exactly as before the defaults changed."""
+    for run in LESSON_RUNS.values():
+        assert Config(**run) == Config(**{**CFXL_0_1, **run})
+
+
+@pytest.mark.parametrize("model, run", [("dotbias", "EmbeddingDotBias"), ("dot", "EmbeddingDot"),
+                                        ("net", "EmbeddingNet")])
+def test_the_lesson_preset_is_the_lessons_run_and_options_override_it(model, run):
+    lesson = Config(**LESSON_RUNS[run])
+    assert config_for("lesson", model=model if model != "dotbias" else None) == lesson
+    assert config_for("lesson", model=model, bs=128, weight_decay=None) == replace(lesson, bs=128)
+    assert config_for(None, model=model) == Config(model=model)
+    assert config_for() == Config()
+
+
+def test_an_unknown_preset_names_the_known_ones():
+    with pytest.raises(CfxlError, match="unknown preset 'fast'; choose one of lesson"):
+        config_for("fast")
+
+
+def test_a_checkpoint_from_before_keep_best_kept_its_last_epoch():
+    old = {k: v for k, v in Config().to_dict().items() if k not in ("keep_best", "patience")}
+    assert Config.from_dict(old).keep_best is False
+
+
+def test_adamw_is_torchs_and_trains(ratings):
+    config = quick(opt="adamw", weight_decay=0.1)
+    trained = fit(config, ratings, progress=False)
+    [opt] = make_optimizers(config, trained.model)
+    assert type(opt) is torch.optim.AdamW and opt.defaults["weight_decay"] == 0.1
+    assert trained.history[-1]["train_loss"] < 0.7 * trained.history[0]["train_loss"]
+    with pytest.raises(CfxlError, match="unknown optimizer 'adamw' with --sparse"):
+        quick(opt="adamw", sparse=True)
+
+
+@pytest.fixture(scope="module")
+def overfit(ratings):
+    """A run that overfits the small data: many factors, no weight decay, a constant lr."""
+    config = quick(n_factors=30, bs=256, lr=0.05, epochs=12, schedule="constant", weight_decay=0.0)
+    trained = fit(config, ratings, progress=False)
+    losses = [h["val_loss"] for h in trained.history]
+    best = int(np.argmin(losses)) + 1
+    assert best < config.epochs, "this run should overfit: its last epoch not its best"
+    return config, trained, losses, best
+
+
+def test_keep_best_restores_the_best_epochs_weights_and_says_so(ratings, overfit):
+    config, trained, losses, k = overfit
+    history = trained.history
+    assert [h["best"] for h in history] == [v < min(losses[:i], default=math.inf)
+                                            for i, v in enumerate(losses)]
+    assert [h["kept"] for h in history] == [h["epoch"] == k for h in history]
+    assert trained.kept["epoch"] == k
+    # the same run stopped at epoch k: the same weights, bit for bit
+    short = fit(replace(config, epochs=k, keep_best=False), ratings, progress=False)
+    state = trained.model.state_dict()
+    assert all(torch.equal(v, state[name]) for name, v in short.model.state_dict().items())
+    _, val = split(len(ratings), config.val_pct, config.seed)
+    u, m, y = (torch.as_tensor(a[val]) for a in (ratings.user_idx, ratings.movie_idx,
+                                                  ratings.rating.astype(np.float32)))
+    assert evaluate(trained.model, u, m, y) == losses[k - 1]
+    assert report.kept_line(trained) == (f"kept epoch {k} (val RMSE {math.sqrt(losses[k - 1]):.5f}), "
+                                         "the lowest validation loss; its weights restored")
+    last = fit(replace(config, keep_best=False), ratings, progress=False)
+    assert last.kept["epoch"] == config.epochs
+    assert report.kept_line(last) == (
+        f"kept the last epoch, {config.epochs} (val RMSE {math.sqrt(losses[-1]):.5f}); epoch {k} "
+        f"was lower ({math.sqrt(losses[k - 1]):.5f}: --keep-best keeps it)")
+
+
+def test_patience_stops_early_keeping_the_best(ratings, overfit, tmp_path):
+    config, _, losses, _ = overfit
+    best, stop = 1, None  # when no lower loss came in 3 epochs, from the full run's losses
+    for epoch in range(2, config.epochs + 1):
+        if losses[epoch - 1] < losses[best - 1]:
+            best = epoch
+        elif epoch - best >= 3:
+            stop = epoch
+            break
+    trained = fit(replace(config, patience=3), ratings, progress=False)
+    assert len(trained.history) == stop and trained.kept["epoch"] == best
+    assert report.kept_line(trained).splitlines()[0] == (
+        f"stopped early after epoch {stop} of {config.epochs}: no lower validation loss in 3 "
+        "epochs (--patience)")
+    back = checkpoint.load(checkpoint.save(trained, tmp_path / "m.pt"))
+    assert back.kept["epoch"] == best and back.history == trained.history
+
+
+def test_the_epoch_table_marks_each_new_best():
+    lines = []
+    on_epoch = report.epoch_printer(lines.append)
+    for epoch, best in [(1, True), (2, False)]:
+        on_epoch({"epoch": epoch, "train_loss": 1.0, "val_loss": 1.0, "val_rmse": 1.0, "lr": 0.01,
+                  "seconds": 0.1, "best": best, "kept": False})
+    assert lines[0].split()[-1] == "best" and lines[1].endswith("*")
+    assert not lines[2].endswith("*")
+
+
+def test_the_train_command_takes_a_preset_under_its_options_and_says_what_it_kept(ratings, overfit):
+    from click.testing import CliRunner
+
+    from cfxl.cli import cli
+
+    config, _, losses, k = overfit
+    args = ["train", str(ratings.source), "-q", "--factors", "30", "--bs", "256", "--lr", "0.05",
+            "--epochs", "12", "--schedule", "constant", "--wd", "0", "--device", "cpu"]
+    done = CliRunner().invoke(cli, args)
+    assert done.exit_code == 0, done.output
+    lines = done.output.splitlines()
+    assert lines[1].split() == ["epoch", "train_loss", "val_loss", "val_rmse", "lr", "seconds", "best"]
+    assert [line.endswith("*") for line in lines[2:14]] == [
+        v < min(losses[:i], default=math.inf) for i, v in enumerate(losses)]
+    assert lines[14:] == [f"kept epoch {k} (val RMSE {math.sqrt(losses[k - 1]):.5f}), the lowest "
+                          "validation loss; its weights restored", "not saved (-o model.pt saves it)"]
+    lesson = CliRunner().invoke(cli, ["train", str(ratings.source), "-q", "--preset", "lesson",
+                                      "--model", "dot", "--schedule", "1@0.1", "--device", "cpu"])
+    assert lesson.exit_code == 0, lesson.output
+    assert lesson.output.splitlines()[-2].startswith("kept the last epoch, 1 (val RMSE ")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from cfxl import report
+from cfxl import presets, report
 from cfxl.errors import CfxlError
 
 PATH = click.Path(path_type=Path)
@@ -58,21 +58,37 @@ settings_options = options(  # torch.optim's, for train, export and unroll
     click.option("--eps", type=float, default=1e-8),
     click.option("--wd", "--weight-decay", "weight_decay", type=float, default=0.0,
                  help="L2 weight decay, added to the gradient as torch.optim does."))
+# train's and export's: None is "not given", so --preset's value (or cfxl's default) stands
+D = presets.TRAIN_DEFAULTS
 training_options = options(  # each a cfxl.engine.train.Config field
-    click.option("--model", type=click.Choice(["dot", "dotbias", "net"]), default="dotbias"),
-    click.option("--opt", default="adam", help="sgd, momentum, adam, rmsprop or adagrad."),
-    click.option("--lr", type=float, default=1e-2, help="Learning rate."),
-    settings_options,
-    click.option("--epochs", type=int, default=3),
-    click.option("--factors", "n_factors", type=int, default=50),
-    click.option("--bs", type=int, default=64, help="Batch size (the lesson's 64)."),
-    click.option("--schedule", default="constant", help="constant, onecycle, sgdr (--cycle-len: "
-                 "first cycle's epochs, --cycle-mult: growth) or stages like 3@0.1,3@0.01."),
-    click.option("--cycle-len", type=int, default=1), click.option("--cycle-mult", type=int, default=2),
-    click.option("--val-pct", type=float, default=0.2), click.option("--seed", type=int, default=42),
-    click.option("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps."),
-    click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32"),
-    click.option("--sparse", is_flag=True, help="Sparse embedding gradients (sgd, adagrad, adam)."))
+    click.option("--preset", type=click.Choice(["lesson"]), help="Start from the lesson's "
+                 "settings for --model (bs 64, momentum 0.9, 3@0.1,3@0.01); options override."),
+    click.option("--model", type=click.Choice(["dot", "dotbias", "net"]),
+                 help=f"[default: {D['model']}]"),
+    click.option("--opt", help=f"sgd, momentum, adam, rmsprop, adagrad or adamw. [default: {D['opt']}]"),
+    click.option("--lr", type=float, help=f"Learning rate (onecycle: the highest). [default: {D['lr']:g}]"),
+    click.option("--momentum", type=float, help="For --opt momentum. [default: 0.9]"),
+    click.option("--betas", callback=lambda ctx, p, v: None if v is None else pair(ctx, p, v),
+                 help="Adam's and AdamW's betas. [default: 0.9,0.999]"),
+    click.option("--eps", type=float, help="[default: 1e-08]"),
+    click.option("--wd", "--weight-decay", "weight_decay", type=float, help="Weight decay: L2 added "
+                 f"to the gradient (adamw: decoupled). [default: {D['weight_decay']:g}]"),
+    click.option("--epochs", type=int, help=f"[default: {D['epochs']}]"),
+    click.option("--factors", "n_factors", type=int, help="[default: 50]"),
+    click.option("--bs", type=int, help=f"Batch size (the lesson's 64). [default: {D['bs']}]"),
+    click.option("--schedule", help="constant, onecycle, sgdr (--cycle-len: first cycle's epochs, "
+                 f"--cycle-mult: growth) or stages like 3@0.1,3@0.01. [default: {D['schedule']}]"),
+    click.option("--cycle-len", type=int), click.option("--cycle-mult", type=int),
+    click.option("--keep-best/--keep-last", default=None, help="End with the epoch of lowest "
+                 "validation loss, or the last. [default: keep-best]"),
+    click.option("--patience", type=int, help="Stop after this many epochs without a lower "
+                 "validation loss (0: never). [default: 0]"),
+    click.option("--val-pct", type=float, help="[default: 0.2]"),
+    click.option("--seed", type=int, help="[default: 42]"),
+    click.option("--device", help="auto, cpu, cuda, cuda:N or mps. [default: auto]"),
+    click.option("--dtype", type=click.Choice(["float32", "float64"]), help="[default: float32]"),
+    click.option("--sparse", is_flag=True, default=None,
+                 help="Sparse embedding gradients (sgd, adagrad, adam)."))
 
 
 def noted(data):

@@ -30,10 +30,12 @@ def demo(quick, out_dir, force, progress):
     Example: cfxl demo --quick --out-dir /tmp/workbooks"""
     from cfxl import presets, workbooks
     outputs, data = workbooks.demo_outputs(out_dir, force=force), read(None, None, None, None)
-    click.echo(f"embedded sample {report.ratings_line(data)} (synthetic, MovieLens-shaped)")
+    click.echo(report.ratings_line(data))
     models = workbooks.run_lesson(data, quick=quick, progress=progress,
                                   on_start=report.lesson_printer(click.echo))
     click.echo("\n" + report.lesson_table(models))
+    click.echo(f"\nwriting {', '.join(str(o.book) for o in outputs)}: the slice models, the "
+               "optimizer runs and the unrolled training are replayed by torch first ...")
     for book in workbooks.write_workbooks(models[presets.WORKBOOK_MODEL], data, outputs):
         click.echo(f"wrote {book}")
 
@@ -55,12 +57,15 @@ def export(ratings, user_col, item_col, rating_col, output, force, csv_dir, slic
 
     Example: cfxl export ml-100k.zip --epochs 5 -o ml.xlsx --csv-dir tables"""
     from cfxl import workbooks
-    from cfxl.engine.train import Config
+    from cfxl.engine.train import config_for
     options = workbooks.SliceOptions(slice_users, slice_movies, slice_factors, untrained)
     out = workbooks.plan(output, force=force, macros=macros, model=True, csv_dir=csv_dir)
     trained, data = workbooks.load_or_train(
-        ratings, Config(**settings), user_col=user_col, item_col=item_col, rating_col=rating_col,
-        progress=progress, on_read=noted, on_epoch=report.epoch_printer(click.echo), force=force)
+        ratings, config_for(**settings), user_col=user_col, item_col=item_col, rating_col=rating_col,
+        progress=progress, on_read=lambda d: click.echo(report.ratings_line(noted(d))),
+        on_epoch=report.epoch_printer(click.echo), force=force)
+    click.echo(f"writing {output}: the lesson's slice models (trained by torch), the model's "
+               "tables, the analysis ...")
     book = workbooks.export_collab(out, trained, data, slice_options=options, interpreter=interpreter)
     click.echo(f"wrote {book}")
 
@@ -82,6 +87,8 @@ def graddesc(ratings, user_col, item_col, rating_col, output, force, rules, step
     out = workbooks.plan(output, force=force, macros=macros)
     workbooks.check_counts(steps=steps)
     data = read(ratings, user_col, item_col, rating_col)
+    click.echo(f"{report.ratings_line(data)}\nwriting {output}: each optimizer's run on the line "
+               f"and {steps} steps of the CF model, replayed by torch ...")
     book = workbooks.export_graddesc(out, data, rules=rules, steps=steps, trace_users=trace_users,
                                      trace_movies=trace_movies, interpreter=interpreter)
     click.echo(f"wrote {book}")
@@ -103,6 +110,8 @@ def unroll(ratings, user_col, item_col, rating_col, output, force, steps, n_fact
     out, hyper = workbooks.plan(output, force=force, macros=False), UnrolledHyper(**settings)
     workbooks.check_unrolled(steps=steps, n_factors=n_factors, hyper=hyper)
     data = read(ratings, user_col, item_col, rating_col)
+    click.echo(f"{report.ratings_line(data)}\nwriting {output}: {steps} steps of the slice "
+               "model, replayed by torch, then as formulas ...")
     book = workbooks.export_unrolled(out, data, steps=steps, n_factors=n_factors, hyper=hyper)
     click.echo(f"wrote {book}")
 

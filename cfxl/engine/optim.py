@@ -9,7 +9,9 @@ import torch
 
 from cfxl.errors import CfxlError, option
 
-OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop", "adagrad")
+OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop", "adagrad", "adamw")
+# AdamW decays the weights themselves (decoupled, fastai's default), not through the gradient
+DECOUPLED = ("adamw",)
 
 
 def check_settings(*, lr: float | None, momentum: float, betas: tuple[float, float], eps: float,
@@ -31,7 +33,9 @@ def check_settings(*, lr: float | None, momentum: float, betas: tuple[float, flo
 def torch_optimizer(opt: str, params, *, lr: float, momentum: float = 0.9, alpha: float = 0.99,
                     betas: tuple[float, float] = (0.9, 0.999), eps: float | None = None,
                     weight_decay: float = 0.0, single_tensor: bool = False):
-    """The torch.optim optimizer for `opt` ("momentum" is SGD with momentum, dampening 0).
+    """The torch.optim optimizer for `opt` ("momentum" is SGD with momentum, dampening 0;
+    "adamw" is AdamW: the weights shrink by lr * weight_decay before Adam's step, the decay
+    kept out of the moments).
 
     eps None keeps the class's own default (Adagrad's is 1e-10, the others' 1e-8). Without
     single_tensor the fused kernels are used where torch has them: one pass over each tensor,
@@ -40,8 +44,8 @@ def torch_optimizer(opt: str, params, *, lr: float, momentum: float = 0.9, alpha
     o, extra = torch.optim, {} if eps is None else {"eps": eps}
     if opt in ("sgd", "momentum"):
         cls, kw = o.SGD, {"momentum": momentum if opt == "momentum" else 0.0}
-    elif opt == "adam":
-        cls, kw = o.Adam, {"betas": betas, **extra}
+    elif opt in ("adam", "adamw"):
+        cls, kw = o.Adam if opt == "adam" else o.AdamW, {"betas": betas, **extra}
     elif opt == "rmsprop":
         cls, kw = o.RMSprop, {"alpha": alpha, **extra}
     elif opt == "adagrad":

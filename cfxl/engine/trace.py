@@ -27,7 +27,8 @@ class ParamTrace:
     rows: np.ndarray | None   # rows followed (None: the whole tensor)
     value: np.ndarray         # before the step
     grad: np.ndarray          # as autograd gives it
-    grad_used: np.ndarray     # as the optimizer uses it: grad + weight_decay * value
+    grad_used: np.ndarray     # as the optimizer uses it: grad + weight_decay * value (AdamW:
+                              # grad alone, its decay shrinks the value before the step)
     value_after: np.ndarray
     state: dict[str, np.ndarray]  # torch's names, after the step; "step" is (steps,)
 
@@ -84,7 +85,7 @@ class Recorder:
         self._optimizer = type(opt).__name__
         self._hyper = {k: (list(v) if isinstance(v, tuple) else v) for k, v in group.items()
                        if k != "params" and isinstance(v, (int, float, bool, tuple))}
-        wd = group.get("weight_decay", 0.0)
+        wd = 0.0 if group.get("decoupled_weight_decay") else group.get("weight_decay", 0.0)
         rec = {"lr": float(group["lr"]), "loss": float(loss.detach()), "params": {}}
         for name, (p, rows) in self._followed(model).items():
             value, grad = _np(p, rows), _np(p.grad, rows)

@@ -18,6 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from cfxl.data.ratings import IdMap, Ratings, file_sha256, split
+from cfxl.presets import LESSON_RUNS, TRAIN_DEFAULTS as D
 from cfxl.errors import CfxlError, option
 from cfxl.engine.evaluate import check_trained, evaluate, mean_baseline
 from cfxl.engine.models import MODELS, make_model
@@ -25,24 +26,28 @@ from cfxl.engine.optim import OPTIMIZERS, check_settings, torch_optimizer
 
 SPARSE_OPTIMIZERS = ("sgd", "adagrad", "adam")  # adam becomes torch's SparseAdam
 DEVICES = re.compile(r"auto|cpu|mps|cuda(:\d+)?")  # whether torch sees one is fit's to say
+PRESETS = ("lesson",)  # named settings a run starts from; options given override them
 
 
 @dataclass(frozen=True)
 class Config:
     """Every setting of a training run; the CLI options map one to one onto these fields."""
 
-    model: str = "dotbias"       # dot | dotbias | net (the lesson's three trainable models)
+    # the defaults are presets.TRAIN_DEFAULTS, a recipe that generalises (measured there);
+    # the lesson's own settings are the preset `lesson` (PRESETS)
+    model: str = D["model"]      # dot | dotbias | net (the lesson's three trainable models)
     n_factors: int = 50          # the lesson's n_factors
-    epochs: int = 3              # ignored by a staged schedule, which carries its own epochs
-    bs: int = 64                 # the lesson's batch size; 4096 and up is much faster
-    opt: str = "adam"            # one of OPTIMIZERS: torch.optim's own classes
-    lr: float = 1e-2
-    weight_decay: float = 0.0    # L2, added to the gradient as torch.optim does
+    epochs: int = D["epochs"]    # ignored by a staged schedule, which carries its own epochs
+    bs: int = D["bs"]            # the lesson's is 64; 1024 and up is much faster
+    opt: str = D["opt"]          # one of OPTIMIZERS: torch.optim's own classes
+    lr: float = D["lr"]          # the highest lr of a onecycle or sgdr schedule
+    weight_decay: float = D["weight_decay"]  # L2 added to the gradient, as torch.optim does
+                                             # (adamw: decoupled, the weights shrink by lr * wd)
     momentum: float = 0.9        # for opt="momentum" (SGD with momentum, dampening 0)
     betas: tuple[float, float] = (0.9, 0.999)  # torch's Adam defaults
     alpha: float = 0.99          # RMSprop's smoothing constant, torch's default
     eps: float = 1e-8            # Adam/RMSprop eps (Adagrad uses 1e-10, torch's default, if left)
-    schedule: str = "constant"   # constant | "3@0.1,3@0.01" stages | sgdr | onecycle
+    schedule: str = D["schedule"]  # constant | "3@0.1,3@0.01" stages | sgdr | onecycle
     cycle_len: int = 1           # SGDR: epochs in the first cycle
     cycle_mult: int = 2          # SGDR: each cycle this many times longer than the last
     val_pct: float = 0.2         # fastai's get_cv_idxs default
@@ -53,6 +58,9 @@ class Config:
     nh: int = 10                 # EmbeddingNet hidden units, dropout as in the lesson
     p1: float = 0.05
     p2: float = 0.5
+    keep_best: bool = D["keep_best"]  # end with the epoch of lowest validation loss (needs val_pct)
+    patience: int = D["patience"]     # stop after this many epochs without a better validation
+                                      # loss (0: never stop early; needs val_pct)
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -66,6 +74,8 @@ class Config:
         for name in ("n_factors", "epochs", "bs", "cycle_len", "cycle_mult"):
             if getattr(self, name) < 1:
                 raise CfxlError(f"{option(name)} must be at least 1, not {getattr(self, name)}")
+        if self.patience < 0:
+            raise CfxlError(f"{option('patience')} must be 0 (off) or more, not {self.patience}")
         if not 0 <= self.val_pct < 1:
             raise CfxlError(f"{option('val_pct')} must be in [0, 1), not {self.val_pct}")
         check_settings(lr=self.lr, momentum=self.momentum, betas=self.betas, eps=self.eps,
@@ -104,9 +114,30 @@ class Config:
         if "wd" in d:  # cfxl 0.1's name for weight_decay, in checkpoints written by it
             d = {"weight_decay": d["wd"], **d}
         d = {k: v for k, v in d.items() if k in known}
+        d.setdefault("keep_best", False)  # a checkpoint from before it kept its last epoch
         if "betas" in d:
             d["betas"] = tuple(d["betas"])
         return cls(**d)
+
+
+def preset_settings(preset: str | None, model: str | None = None) -> dict:
+    """The Config fields a preset sets: `lesson` is the lesson's run of the model (LESSON_RUNS:
+    bs 64, SGD with momentum 0.9 and the lr staged 3@0.1,3@0.01 for the dot models, Adam for the
+    net, each with its weight decay); None sets nothing (cfxl's defaults)."""
+    if preset is None:
+        return {}
+    if preset not in PRESETS:
+        raise CfxlError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    runs = {run["model"]: run for run in LESSON_RUNS.values()}
+    model = model or Config.model
+    return dict(runs.get(model, {"model": model}))  # an unknown model: Config says so
+
+
+def config_for(preset: str | None = None, **given) -> Config:
+    """The Config of a preset (or cfxl's defaults) with the options given on top; an option
+    given as None was not given, so the preset's or the default value stands."""
+    given = {k: v for k, v in given.items() if v is not None}
+    return Config(**{**preset_settings(preset, given.get("model")), **given})
 
 
 @dataclass
@@ -124,6 +155,12 @@ class Trained:
     sha256: str = ""
     device: str = "cpu"
     trace: object = None         # cfxl.engine.trace.Trace when a recorder was given
+
+    @property
+    def kept(self) -> dict:
+        """The history row of the epoch whose weights the model holds (keep_best: the one of
+        lowest validation loss; else the last)."""
+        return next((h for h in self.history if h.get("kept")), self.history[-1] if self.history else {})
 
     @torch.no_grad()
     def predict(self, user_ids, movie_ids) -> np.ndarray:
@@ -210,10 +247,9 @@ def _lazy_weight_decay(model: nn.Module, users: torch.Tensor, movies: torch.Tens
     return 0.5 * weight_decay * penalty / len(users)
 
 
-def fit(config: Config, ratings: Ratings, *, recorder=None, progress: bool | None = None,
-        on_epoch=None) -> Trained:
-    """Train `config.model` on `ratings`; `progress=None` shows a bar only on a terminal."""
-    c = config
+def start(c: Config, ratings: Ratings):
+    """Where every run starts, seeded: the device, the training and validation ratings on it as
+    (users, movies, ratings) index tensors, and the fresh model."""
     torch.manual_seed(c.seed)
     device, dtype = resolve_device(c.device), getattr(torch, c.dtype)
     train_idx, val_idx = split(len(ratings), c.val_pct, c.seed)
@@ -221,12 +257,24 @@ def fit(config: Config, ratings: Ratings, *, recorder=None, progress: bool | Non
     m_all = torch.tensor(ratings.movie_idx, dtype=torch.int64)  # (n,)
     y_all = torch.tensor(ratings.rating, dtype=dtype)  # (n,)
     tr, va = torch.from_numpy(train_idx), torch.from_numpy(val_idx)
-    u_tr, m_tr, y_tr = (t[tr].to(device) for t in (u_all, m_all, y_all))
-    u_va, m_va, y_va = (t[va].to(device) for t in (u_all, m_all, y_all))
+    train = tuple(t[tr].to(device) for t in (u_all, m_all, y_all))
+    val = tuple(t[va].to(device) for t in (u_all, m_all, y_all))
+    model = make_model(c.model, ratings.n_users, ratings.n_movies, c.n_factors,
+                       y_range=ratings.rating_range, nh=c.nh, p1=c.p1, p2=c.p2,
+                       sparse=c.sparse).to(device=device, dtype=dtype)
+    return device, train, val, model
 
+
+def fit(config: Config, ratings: Ratings, *, recorder=None, progress: bool | None = None,
+        on_epoch=None) -> Trained:
+    """Train `config.model` on `ratings`; `progress=None` shows a bar only on a terminal.
+
+    on_epoch(row) sees each epoch's history row as it ends: its losses, lr, seconds, and `best`
+    (the lowest validation loss so far). At the end one row has `kept` set: the epoch whose
+    weights the model holds (keep_best: the lowest validation loss, its weights restored)."""
+    c = config
+    device, (u_tr, m_tr, y_tr), (u_va, m_va, y_va), model = start(c, ratings)
     y_range = ratings.rating_range
-    model = make_model(c.model, ratings.n_users, ratings.n_movies, c.n_factors, y_range=y_range,
-                       nh=c.nh, p1=c.p1, p2=c.p2, sparse=c.sparse).to(device=device, dtype=dtype)
     opts = make_optimizers(c, model)
     if recorder is not None and len(opts) != 1:
         raise CfxlError("recording needs one optimizer: turn off --sparse to trace a run")
@@ -238,6 +286,7 @@ def fit(config: Config, ratings: Ratings, *, recorder=None, progress: bool | Non
     # judged on the validation ratings, or on the training ratings when there are none
     judged = (u_va, m_va, y_va) if len(y_va) else (u_tr, m_tr, y_tr)
     before = evaluate(model, *judged)  # the untrained model: no random draws, results unchanged
+    best_epoch, best_loss, best_state = 0, math.inf, None  # lowest validation loss (keep_best)
 
     for epoch in range(1, c.n_epochs + 1):
         t0 = time.perf_counter()
@@ -277,13 +326,24 @@ def fit(config: Config, ratings: Ratings, *, recorder=None, progress: bool | Non
             raise CfxlError(f"training diverged in epoch {epoch}: parameters became infinite or "
                             f"NaN; {_lr_hint(c)}")
         val_loss = evaluate(model, u_va, m_va, y_va) if len(y_va) else float("nan")
+        best = bool(len(y_va)) and val_loss < best_loss  # the lowest validation loss so far
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                         "val_rmse": math.sqrt(val_loss), "lr": lr,
-                        "seconds": time.perf_counter() - t0})
+                        "seconds": time.perf_counter() - t0, "best": best, "kept": False})
+        if best:
+            best_epoch, best_loss = epoch, val_loss
+            if c.keep_best and epoch < c.n_epochs:  # a copy only while later epochs may undo it
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if on_epoch is not None:
             on_epoch(history[-1])
+        if c.patience and best_epoch and epoch - best_epoch >= c.patience:
+            break  # early stop: no better validation loss in `patience` epochs
 
-    after = history[-1]["val_loss"] if len(y_va) else evaluate(model, *judged)
+    kept = best_epoch if c.keep_best and best_epoch else len(history)
+    if kept != len(history):
+        model.load_state_dict(best_state)
+    history[kept - 1]["kept"] = True
+    after = history[kept - 1]["val_loss"] if len(y_va) else evaluate(model, *judged)
     check_trained(history, before=before, after=after, baseline=mean_baseline(y_tr, judged[2]),
                   on="validation" if len(y_va) else "training", hint=_lr_hint(c))
     return Trained(model=model, config=c, users=ratings.users, movies=ratings.movies,

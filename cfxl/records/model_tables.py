@@ -146,7 +146,7 @@ def _config(trained: Trained, ratings: Ratings, n_val: int, date: str | None) ->
     """Every setting of the run, then where the data came from, the software, and the counts."""
     out = {k: ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else v
            for k, v in trained.config.to_dict().items()}
-    final = trained.history[-1] if trained.history else {}
+    final = trained.kept  # the epoch whose weights the model holds (keep_best: not the last)
     out.update({
         "data_file": _data_label(trained.source or str(ratings.source)),
         "sha256": trained.sha256,
@@ -185,8 +185,8 @@ def setting_notes(c: Config) -> tuple[dict[str, str], dict[str, str]]:
     unused, notes = {}, {}
     if c.opt != "momentum":
         unused["momentum"] = f"only --opt momentum (SGD with momentum) uses it, not {c.opt}"
-    if c.opt != "adam":
-        unused["betas"] = f"only --opt adam uses them, not {c.opt}"
+    if c.opt not in ("adam", "adamw"):
+        unused["betas"] = f"only --opt adam and adamw use them, not {c.opt}"
     if c.opt != "rmsprop":
         unused["alpha"] = f"only --opt rmsprop uses it, not {c.opt}"
     if c.opt in ("sgd", "momentum"):
@@ -209,7 +209,7 @@ def setting_notes(c: Config) -> tuple[dict[str, str], dict[str, str]]:
                            "3@0.1,3@0.01: 3 epochs at lr 0.1, then 3 at 0.01) sets its own instead")
     notes["schedule"] = ("constant; sgdr or onecycle (lr is then the highest lr); or stages "
                          "epochs@lr,..., which set the epochs and lrs")
-    if c.schedule == "onecycle" and c.opt in ("momentum", "adam"):
+    if c.schedule == "onecycle" and c.opt in ("momentum", "adam", "adamw"):
         notes["momentum" if c.opt == "momentum" else "betas"] = \
             "onecycle cycles it (beta1 for adam) between 0.85 and 0.95, as torch's OneCycleLR does"
     notes["epochs_trained"] = "epochs run: epochs, or the sum of a staged schedule's"

@@ -9,9 +9,11 @@ cfxl.proof.verify).
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import importlib.metadata
 import math
+import os
 import re
 import sys
 import traceback
@@ -67,6 +69,9 @@ class Book:
         options = {"nan_inf_to_errors": True, "tmpdir": tmpdir and str(tmpdir)}
         self.wb = xlsxwriter.Workbook(str(self.path), options)
         self.wb.set_custom_property(MARK, _version())  # invisible: no cell or snapshot shows it
+        if epoch := os.environ.get("SOURCE_DATE_EPOCH"):  # reproducible builds: the same bytes
+            created = dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc)
+            self.wb.set_properties({"created": created})
         self.formats = {k: self.wb.add_format(v) for k, v in FORMATS.items()}  # cfxl.sheets.styles
         self.torch: dict[str, dict[str, float]] = {}
 
