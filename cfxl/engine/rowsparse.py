@@ -1,0 +1,206 @@
+"""Row-sparse optimizers for embedding tables: torch's Adam, AdamW and SGD rules applied only to
+the rows a batch touched, lazily (an untouched row's state waits, as in torch.optim.SparseAdam).
+
+Why: nn.Embedding(sparse=True) hands the optimizer one gradient row per rating, uncoalesced, and
+torch's SparseAdam spends most of a CPU step coalescing it and in three sparse adds. Here the
+touched rows are found once per index tensor and step (torch.unique; a table's weight and bias
+share their indices), their gradients summed with index_add_, the rows gathered with
+index_select, updated by torch's single-tensor rule in its order of operations, and written back
+with index_copy_. On rows touched every step the result is torch.optim's dense Adam / AdamW / SGD
+(tests/test_rowsparse.py); a dense gradient updates the whole tensor by the same rule. On the CPU,
+when numba is installed (the `fast` extra), the same rule runs as one compiled pass over the
+touched rows (cfxl.engine.rowsparse_cpu), several times faster.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import torch
+
+from cfxl.errors import CfxlError
+
+ROW_SPARSE = ("sgd", "momentum", "adam", "adamw")  # cfxl's names of the rules written here
+
+
+def touched(grad: torch.Tensor, seen: dict) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """(rows, summed gradient rows) of a sparse gradient: each touched row once, ascending.
+
+    A dense gradient gives (None, grad): every row. `seen` maps an index tensor to its unique
+    rows and inverse within one step, so tables indexed by the same batch tensor (the user
+    factors and biases) find their rows once; the index tensors it holds stay alive meanwhile.
+    """
+    if not grad.is_sparse:
+        return None, grad
+    idx, values = grad._indices()[0], grad._values()  # (nnz,), (nnz, k)
+    if grad.is_coalesced():
+        return idx, values
+    key = (idx.data_ptr(), idx.numel(), idx.device)
+    if key not in seen:
+        seen[key] = (idx, *torch.unique(idx, return_inverse=True))
+    _, rows, inverse = seen[key]  # (r,), (nnz,)
+    summed = values.new_zeros((len(rows), *values.shape[1:]))  # (r, k)
+    return rows, summed.index_add_(0, inverse, values)
+
+
+def _gather(t: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+    return t if rows is None else t.index_select(0, rows)  # (r, k) copy, or t itself
+
+
+def _scatter(t: torch.Tensor, rows: torch.Tensor | None, block: torch.Tensor) -> None:
+    if rows is not None:
+        t.index_copy_(0, rows, block)
+
+
+def _kernels(fused: bool | None):
+    """cfxl.engine.rowsparse_cpu when it is to be used: fused None uses it when numba is
+    installed, True requires it, False never uses it (torch's ops only)."""
+    if fused is False or (fused is None and importlib.util.find_spec("numba") is None):
+        return None
+    try:
+        from cfxl.engine import rowsparse_cpu
+    except ImportError as e:
+        raise CfxlError(f"the fused row-sparse step needs numba ({e}): pip install 'cfxl[fast]'")
+    return rowsparse_cpu
+
+
+class _RowSparse(torch.optim.Optimizer):
+    """The step loop shared by the rules: each parameter's touched rows, then `_update` (torch's
+    ops) or `_fused` (one compiled pass, for a sparse gradient on the CPU)."""
+
+    def __init__(self, params, defaults: dict, fused: bool | None):
+        super().__init__(params, defaults)
+        self._cpu = _kernels(fused)
+        self._slots: dict = {}  # per table on the CPU path: (n_rows,) of -1, the kernels' scratch
+
+    def _slot(self, p: torch.Tensor) -> np.ndarray:
+        if p not in self._slots:
+            self._slots[p] = np.full(len(p), -1, dtype=np.int64)
+        return self._slots[p]
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        seen: dict = {}
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    for name in self._state_names(group):
+                        state[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["step"] += 1
+                if self._cpu is not None and p.grad.is_sparse and p.device.type == "cpu" \
+                        and p.dtype in (torch.float32, torch.float64):  # numpy's dtypes
+                    g = p.grad
+                    arrays = (g._indices()[0].numpy(), g._values().numpy(), self._slot(p),
+                              p.detach().numpy())
+                    self._fused(self._cpu, arrays, state, group)
+                else:
+                    self._update(p, *touched(p.grad, seen), state, group)
+        return loss
+
+
+class RowSparseAdam(_RowSparse):
+    """Lazy Adam (decoupled=False: L2 added to the gradient) or AdamW (decoupled=True: the
+    touched rows shrink by lr * weight_decay), torch's state `step`, `exp_avg`, `exp_avg_sq`.
+
+    `step` counts every step the table had a gradient, touched row or not, so the bias
+    corrections are SparseAdam's; eps is added after dividing by sqrt(bias_correction2), as in
+    torch's dense Adam (SparseAdam adds it before, a difference of eps * (1 - sqrt(bc2))).
+    """
+
+    def __init__(self, params, *, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, decoupled: bool = False,
+                 fused: bool | None = None):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      decoupled=decoupled), fused)
+
+    @staticmethod
+    def _state_names(group) -> tuple[str, ...]:
+        return ("exp_avg", "exp_avg_sq")
+
+    @staticmethod
+    def _update(p, rows, grad, state, group) -> None:
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        wd = group["weight_decay"]
+        w = _gather(p, rows)  # (r, k)
+        exp_avg, exp_avg_sq = _gather(state["exp_avg"], rows), _gather(state["exp_avg_sq"], rows)
+        if wd and group["decoupled"]:
+            w.mul_(1 - lr * wd)
+        elif wd:
+            grad = grad.add(w, alpha=wd)
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        step = state["step"]
+        bias_correction1 = 1 - beta1 ** step
+        bias_correction2 = 1 - beta2 ** step
+        denom = (exp_avg_sq.sqrt() / bias_correction2 ** 0.5).add_(eps)  # (r, k)
+        w.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
+        _scatter(p, rows, w)
+        _scatter(state["exp_avg"], rows, exp_avg)
+        _scatter(state["exp_avg_sq"], rows, exp_avg_sq)
+
+    @staticmethod
+    def _fused(cpu, arrays, state, group) -> None:
+        lr, (beta1, beta2), step = group["lr"], group["betas"], state["step"]
+        wd, decay = group["weight_decay"], group["decoupled"]
+        scalar = arrays[3].dtype.type  # the table's dtype, as torch casts a Python scalar
+        cpu.adam(*arrays, state["exp_avg"].numpy(), state["exp_avg_sq"].numpy(),
+                 *map(scalar, (1 - lr * wd if decay else 1, 0 if decay else wd, 1 - beta1, beta2,
+                               1 - beta2, group["eps"], lr / (1 - beta1 ** step),
+                               (1 - beta2 ** step) ** 0.5)))
+
+
+class RowSparseSGD(_RowSparse):
+    """Lazy SGD, with momentum (dampening 0) kept in torch's `momentum_buffer` when momentum > 0:
+    an untouched row neither moves nor decays its buffer."""
+
+    def __init__(self, params, *, lr: float = 1e-3, momentum: float = 0.0,
+                 weight_decay: float = 0.0, fused: bool | None = None):
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay), fused)
+
+    @staticmethod
+    def _state_names(group) -> tuple[str, ...]:
+        return ("momentum_buffer",) if group["momentum"] else ()
+
+    @staticmethod
+    def _update(p, rows, grad, state, group) -> None:
+        lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
+        w = _gather(p, rows)  # (r, k)
+        if wd:
+            grad = grad.add(w, alpha=wd)
+        if momentum:
+            buf = _gather(state["momentum_buffer"], rows)  # (r, k)
+            buf.mul_(momentum).add_(grad)  # a zero buffer's first step is torch's clone(grad)
+            _scatter(state["momentum_buffer"], rows, buf)
+            grad = buf
+        w.add_(grad, alpha=-lr)
+        _scatter(p, rows, w)
+
+    @staticmethod
+    def _fused(cpu, arrays, state, group) -> None:
+        buf = state.get("momentum_buffer")
+        scalar = arrays[3].dtype.type  # the table's dtype, as torch casts a Python scalar
+        cpu.sgd(*arrays, arrays[3][:0] if buf is None else buf.numpy(),
+                *map(scalar, (group["lr"], group["momentum"], group["weight_decay"])))
+
+
+def row_sparse_optimizer(opt: str, params, *, lr: float, momentum: float = 0.9,
+                         betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                         weight_decay: float = 0.0, fused: bool | None = None) -> _RowSparse:
+    """The row-sparse optimizer for cfxl's name `opt` (ROW_SPARSE), with torch.optim's meanings:
+    "momentum" is SGD with momentum, "adamw" decays the weights decoupled."""
+    if opt in ("sgd", "momentum"):
+        return RowSparseSGD(params, lr=lr, momentum=momentum if opt == "momentum" else 0.0,
+                            weight_decay=weight_decay, fused=fused)
+    if opt in ("adam", "adamw"):
+        return RowSparseAdam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                             decoupled=opt == "adamw", fused=fused)
+    raise CfxlError(f"no row-sparse optimizer {opt!r}; choose one of {', '.join(ROW_SPARSE)}")
