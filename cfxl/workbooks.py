@@ -14,6 +14,7 @@ from pathlib import Path
 from cfxl import presets
 from cfxl.data.ratings import Ratings, file_sha256, read_ratings
 from cfxl.engine import checkpoint
+from cfxl.engine.launch import fit_spawned
 from cfxl.engine.models import EmbeddingNet
 from cfxl.engine.optim import check_settings
 from cfxl.engine.train import Config, Trained, fit, resolve_device
@@ -100,18 +101,20 @@ def write_workbook(path, build, *, force: bool = False) -> Path:
 
 
 def read_and_fit(source, config: Config, *, user_col=None, item_col=None, rating_col=None,
-                 output=None, force: bool = False, progress=None, on_read=None, on_epoch=None
-                 ) -> tuple[Trained, Ratings]:
+                 output=None, force: bool = False, progress=None, on_read=None, on_epoch=None,
+                 nproc: int = 1) -> tuple[Trained, Ratings]:
     """Read a ratings file (None: the embedded sample) and train config's model on it, saved to
     output (.pt) when given; the device and output are checked before anything is read.
-    on_read(ratings) is called before training starts."""
+    on_read(ratings) is called before training starts. nproc > 1: on that many local worker
+    processes (DDP; cfxl.engine.launch)."""
     resolve_device(config.device)
     if output is not None:
         ensure_writable(output, force=force, suffixes=(".pt",))
     ratings = read_ratings(source, user_col=user_col, item_col=item_col, rating_col=rating_col)
     if on_read is not None:
         on_read(ratings)
-    trained = fit(config, ratings, progress=progress, on_epoch=on_epoch)
+    trained = fit(config, ratings, progress=progress, on_epoch=on_epoch) if nproc == 1 else \
+        fit_spawned(config, ratings, nproc, progress=progress, on_epoch=on_epoch)
     if output is not None:
         checkpoint.save(trained, output, force=force)
     return trained, ratings

@@ -99,14 +99,14 @@ def test_sparse_fast_path_trains(ratings, opt):
     trained = fit(config, ratings, progress=False)
     assert trained.model.u_weight.sparse
     kinds = [type(o).__name__ for o in make_optimizers(config, trained.model)]
-    assert kinds == [{"sgd": "SGD", "adagrad": "Adagrad", "adam": "SparseAdam"}[opt]]
+    assert kinds == [{"sgd": "RowSparseSGD", "adagrad": "Adagrad", "adam": "RowSparseAdam"}[opt]]
     assert trained.history[-1]["train_loss"] < 0.7 * trained.history[0]["train_loss"]
 
 
 def test_sparse_net_pairs_a_sparse_and_a_dense_optimizer(ratings):
     config = quick(model="net", sparse=True)
     trained = fit(config, ratings, progress=False)
-    assert [type(o).__name__ for o in make_optimizers(config, trained.model)] == ["SparseAdam", "Adam"]
+    assert [type(o).__name__ for o in make_optimizers(config, trained.model)] == ["RowSparseAdam", "Adam"]
 
 
 def test_schedules_follow_torch(ratings):

@@ -20,26 +20,33 @@ from cfxl.cli.base import (
 @training_options
 @output_options("Save the model here (.pt).")
 @quiet_option
-def train(ratings, user_col, item_col, rating_col, output, force, progress, **settings):
+@click.option("--nproc", type=click.IntRange(min=1), default=1, help="Train on this many local "
+              "processes (DDP; each GPU one); under torchrun, leave it out.")
+def train(ratings, user_col, item_col, rating_col, output, force, progress, nproc, **settings):
     """Train one model on RATINGS and print a table per epoch; -o saves the model. Without
     options, a recipe that generalises (Adam, one cycle up to lr 0.01, bs 1024, wd 1e-4, 5
-    epochs, the best epoch kept); --preset lesson trains as the lesson did.
+    epochs, the best epoch kept); --preset lesson trains as the lesson did. Under torchrun,
+    every process trains its share and rank 0 alone prints and saves (docs/scale.md).
 
     Example: cfxl train --preset lesson --wd 1e-4 -o m.pt"""
+    from cfxl.engine.launch import joined
     from cfxl.engine.train import config_for
     from cfxl.workbooks import read_and_fit
     config = config_for(**settings)
-    if "@" in config.schedule and settings.get("epochs") is not None:
-        click.echo(f"note: --schedule {config.schedule} sets its own epochs "
-                   f"({config.n_epochs}); --epochs {settings['epochs']} is not used")
-    trained, _ = read_and_fit(
-        ratings, config, user_col=user_col, item_col=item_col,
-        rating_col=rating_col, output=output, force=force, progress=progress,
-        on_epoch=report.epoch_printer(click.echo),
-        on_read=lambda data: click.echo(report.ratings_line(noted(data))))
+    with joined(config, nproc) as world:
+        lead = world is None or world.rank == 0
+        say = click.echo if lead else (lambda *_: None)
+        if "@" in config.schedule and settings.get("epochs") is not None:
+            say(f"note: --schedule {config.schedule} sets its own epochs "
+                f"({config.n_epochs}); --epochs {settings['epochs']} is not used")
+        trained, _ = read_and_fit(
+            ratings, config, user_col=user_col, item_col=item_col, rating_col=rating_col,
+            output=output if lead else None, force=force, progress=progress if lead else False,
+            on_epoch=report.epoch_printer(say), nproc=nproc,
+            on_read=(lambda data: say(report.ratings_line(noted(data)))) if lead else None)
     if kept := report.kept_line(trained):
-        click.echo(kept)
-    click.echo(f"saved {output}" if output is not None else "not saved (-o model.pt saves it)")
+        say(kept)
+    say(f"saved {output}" if output is not None else "not saved (-o model.pt saves it)")
 
 
 @cli.command("lr-find")
