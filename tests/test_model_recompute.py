@@ -20,6 +20,9 @@ pytestmark = pytest.mark.recompute
 
 FIRST_ROW = 3  # the predictions' first data row, 1-based
 
+# predictions from two float32 forward passes (batched differently): a few float32 roundings
+FLOAT32_FEW = 8 * float(np.finfo(np.float32).eps)
+
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
@@ -51,7 +54,7 @@ def test_libreoffice_gives_the_rmse_and_mae_torch_gives(book, engine, trained, d
     predicted, actual = validation(trained, data)
     values = recalc(book, engine=engine).values["predictions"]
     rmse, mae = math.sqrt(np.mean((predicted - actual) ** 2)), np.mean(np.abs(predicted - actual))
-    assert_close([values["I2"], values["K2"]], [rmse, mae], rtol=1e-6)  # torch's float32 forward pass
+    assert_close([values["I2"], values["K2"]], [rmse, mae], rtol=FLOAT32_FEW)  # two float32 forward passes
 
 
 def test_an_edited_rating_moves_its_error_the_rmse_and_the_mae(book, engine, save_exactly, tmp_path,

@@ -27,6 +27,9 @@ HOSTILE = ["=cmd|' /C calc'!A0", "+1", "-2", "@SUM(1)"]  # each would run as a f
 GENRES = ["Action|Sci-Fi", "Drama|Romance", "Comedy|Children", "Horror|Thriller", "Drama", "Action"]
 DATE = "2024-01-02T03:04:05+00:00"
 
+# predictions from two float32 forward passes (batched differently): a few float32 roundings
+FLOAT32_FEW = 8 * float(np.finfo(np.float32).eps)
+
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
@@ -254,7 +257,7 @@ def test_errors_are_predicted_minus_actual_formulas_and_rmse_mae_sit_on_top(book
     assert ws["I2"].value == "=SQRT(SUMSQ(F3:F162)/COUNT(F3:F162))"
     assert ws["K2"].value == "=SUMPRODUCT(ABS(F3:F162))/COUNT(F3:F162)"
     rmse, mae = np.sqrt(np.mean(errors ** 2)), np.mean(np.abs(errors))
-    assert_close([cached["I2"].value, cached["K2"].value], [rmse, mae], rtol=1e-6)  # torch's float32 run
+    assert_close([cached["I2"].value, cached["K2"].value], [rmse, mae], rtol=FLOAT32_FEW)  # two float32 forward passes
     assert "over all 160 validation ratings" in ws["H3"].value
     assert ws["I2"].font.b and ws.freeze_panes == "A3"  # the header row, frozen: always in view
     proof = {(r[0], r[1]): r[2] for r in book["_torch"].iter_rows(min_row=2, values_only=True)}

@@ -95,15 +95,12 @@ def write_recommend(book: Book, rec: RecommendRecords) -> None:
     first_rated = (f"INDEX({rated_area(rec, 1)},$B$6):INDEX({rated_area(rec, 1)},$B$6+$B$5-1)")
     for i in range(n):
         r, m = table + 1 + i, FIRST + i
-        ref = on_sheet("movies", f"$A{m + 1}")
-        if id_as_text(rec.movie_ids[i]):
-            ws.write_formula(r, 0, f"={ref}", book.fmt("id"), str(rec.movie_ids[i]))
-        else:
-            book.formula(ws, r, 0, f"={ref}", rec.movie_ids[i], "id")
+        _movie_id(book, ws, r, m, rec.movie_ids[i])
         res = f"SUMPRODUCT({factor_row(rec, 'movies', m)},{vec})"
         if rec.has_bias:
             res += f"+{on_sheet('movies', f'$F{m + 1}')}+$B$7"
         book.formula(ws, r, 1, "=" + sigmoid(rec, res, "$B$8", hi_ref), u.top.scores[i], scale=hi - lo or None)
+        ref = on_sheet("movies", f"$A{m + 1}")
         rating = (f"=IFERROR(INDEX({rated_area(rec, 2)},$B$6-1+MATCH({ref},{first_rated},0)),\"\")")
         pred, yours_cell = cell(r, 1), cell(r, 2)
         if np.isnan(u.rating[i]):
@@ -168,11 +165,7 @@ def write_similar(book: Book, rec: RecommendRecords) -> None:
     counts = movies_area("n_ratings", rec)
     for i in range(rec.n_movies):
         r, m = table + 1 + i, FIRST + i
-        ref = on_sheet("movies", f"$A{m + 1}")
-        if id_as_text(rec.movie_ids[i]):
-            ws.write_formula(r, 0, f"={ref}", book.fmt("id"), str(rec.movie_ids[i]))
-        else:
-            book.formula(ws, r, 0, f"={ref}", rec.movie_ids[i], "id")
+        _movie_id(book, ws, r, m, rec.movie_ids[i])
         book.formula(ws, r, 1, f"=SQRT(SUMSQ({factor_row(rec, 'movies', m)}))", mv.norms[i])
         cos = mv.top.scores[i]
         book.formula(ws, r, 2, f"=SUMPRODUCT({factor_row(rec, 'movies', m)},{vec})/({cell(r, 1)}*$B$7)",
@@ -196,3 +189,13 @@ def _chosen_factors(book: Book, ws, row: int, col: int, sheet: str, first_col: i
         column = on_sheet(sheet, area(FIRST, first_col + j, FIRST + n - 1, first_col + j,
                                       absolute="rc"))
         book.formula(ws, row, col + j, f"=INDEX({column},$B$4)", value)
+
+
+def _movie_id(book: Book, ws, row: int, movie_row: int, movie_id) -> None:
+    """Column A of a per-movie table: the movies sheet's id at movie_row, as a link (text ids
+    of 16 digits and more stay text, as the movies sheet writes them)."""
+    ref = on_sheet("movies", f"$A{movie_row + 1}")
+    if id_as_text(movie_id):
+        ws.write_formula(row, 0, f"={ref}", book.fmt("id"), str(movie_id))
+    else:
+        book.formula(ws, row, 0, f"={ref}", movie_id, "id")
