@@ -11,7 +11,7 @@ numpy generator seeded with SEED: a rerun writes the same bytes. The steps, a fu
    one film in 25 is a sequel of an earlier hit, worse than the original: the popular duds at the
    bottom of the lesson's bias ranking. Popularity is Zipf-like over a random ranking that favours
    better films and the 1990s, and ids grow with the date a film was added, with gaps.
-2. `make_users`: ids 1..N_USERS, a lognormal number of ratings each (at least 20, the MovieLens
+2. `make_users`: ids 1..n_users, a lognormal number of ratings each (at least 20, the MovieLens
    rule), a rating period, a half-star habit, a bias and a taste on each axis.
 3. `rate`: each user picks films by popularity (weighted sampling without replacement among
    those released by the end of their period) and rates them with
@@ -78,7 +78,7 @@ def decorrelate(x, weight):
     return q * np.sign(np.diag(r)) / sw
 
 
-def make_movies(rng) -> dict:
+def make_movies(rng, n_movies: int = N_MOVIES) -> dict:
     """The catalogue: ids, titles, genres, years, planted bias and axes, popularity weights."""
     names = list(GENRES)
     table = np.array(list(GENRES.values()))  # (n_genres, 5)
@@ -86,7 +86,7 @@ def make_movies(rng) -> dict:
     # a genre's companions: common, and close in taste (Horror with Thriller, not with Children)
     affinity = np.exp(-((load[:, None] - load[None]) ** 2).sum(-1) / GENRE_WIDTH)
     genres, titles, years, quality, pop, used = [], [], [], [], [], set()
-    for _ in range(N_MOVIES):
+    for _ in range(n_movies):
         g = [rng.choice(len(names), p=share)]
         for _ in range(0 if names[g[0]] == "Documentary" else rng.choice(4, p=[.3, .37, .23, .1])):
             w = share * affinity[g[0]]
@@ -108,7 +108,7 @@ def make_movies(rng) -> dict:
     years, quality, pop = np.array(years), np.array(quality), np.array(pop)
     # sequels: a later, worse, less popular film with its original's genres and title
     hit = (pop > 0.5) & (years <= 2012) & (quality > -0.5)
-    parents = rng.choice(np.flatnonzero(hit), size=N_MOVIES // 25, replace=False)
+    parents = rng.choice(np.flatnonzero(hit), size=n_movies // 25, replace=False)
     slots = rng.choice(np.flatnonzero(~hit), size=parents.size, replace=False)
     for parent, s in zip(parents, slots):
         genres[s] = genres[parent]
@@ -124,20 +124,20 @@ def make_movies(rng) -> dict:
     titles[eq], years[eq] = "=Equals", 1995
     genres[eq] = [names.index(n) for n in ("Drama", "Romance", "Sci-Fi")]
     seen = set()
-    for i in range(N_MOVIES):  # title and year identify a movie
+    for i in range(n_movies):  # title and year identify a movie
         while f"{titles[i]} ({years[i]})" in seen:
             years[i] += 1
         seen.add(f"{titles[i]} ({years[i]})")
-    axes = np.stack([np.mean(load[g], 0) for g in genres]) + 0.3 * rng.normal(size=(N_MOVIES, 3))
+    axes = np.stack([np.mean(load[g], 0) for g in genres]) + 0.3 * rng.normal(size=(n_movies, 3))
     axes[:, 2] += np.clip((1990 - years) / 30, -1, 1)  # vintage: old films too, not only genres
-    axes = decorrelate(axes, np.ones(N_MOVIES))
-    rank = np.empty(N_MOVIES)
-    rank[np.argsort(-pop)] = np.arange(1, N_MOVIES + 1)
+    axes = decorrelate(axes, np.ones(n_movies))
+    rank = np.empty(n_movies)
+    rank[np.argsort(-pop)] = np.arange(1, n_movies + 1)
     # ids follow the year a film was added: nearly contiguous at first, then with wide gaps
-    added = np.maximum(years, 1995 + 5 * rng.random(N_MOVIES)) + rng.random(N_MOVIES)
+    added = np.maximum(years, 1995 + 5 * rng.random(n_movies)) + rng.random(n_movies)
     order = np.argsort(added, kind="stable")
-    gaps = rng.geometric(1 / (1 + 60 * np.linspace(0, 1, N_MOVIES) ** 4))
-    ids = np.empty(N_MOVIES, int)
+    gaps = rng.geometric(1 / (1 + 60 * np.linspace(0, 1, n_movies) ** 4))
+    ids = np.empty(n_movies, int)
     ids[order] = np.cumsum(gaps)
     return dict(id=ids, title=[f"{t} ({y})" for t, y in zip(titles, years)],
                 genres=["|".join(names[i] for i in g) for g in genres], year=years,
@@ -145,19 +145,19 @@ def make_movies(rng) -> dict:
                 weight=(rank + ZIPF_OFFSET) ** -ZIPF_POWER)
 
 
-def make_users(rng) -> dict:
-    """Users 1..N_USERS: activity, rating period, half-star habit, planted bias and tastes."""
-    n = np.clip(np.round(rng.lognormal(4.2, USER_LOG_SD, N_USERS)), 20, 2000)
-    for _ in range(5):  # rescale to N_RATINGS in all, keeping within [20, 2000]
-        n = np.clip(20 + (n - 20) * (N_RATINGS - 20 * N_USERS) / (n - 20).sum(), 20, 2000)
+def make_users(rng, n_users: int = N_USERS, n_ratings: int = N_RATINGS) -> dict:
+    """Users 1..n_users: activity, rating period, half-star habit, planted bias and tastes."""
+    n = np.clip(np.round(rng.lognormal(4.2, USER_LOG_SD, n_users)), 20, 2000)
+    for _ in range(5):  # rescale to n_ratings in all, keeping within [20, 2000]
+        n = np.clip(20 + (n - 20) * (n_ratings - 20 * n_users) / (n - 20).sum(), 20, 2000)
     n = np.round(n)
-    end = FIRST_RATING + (LAST_RATING - FIRST_RATING) * rng.random(N_USERS) ** 0.7
+    end = FIRST_RATING + (LAST_RATING - FIRST_RATING) * rng.random(n_users) ** 0.7
     span = np.minimum(end - FIRST_RATING, rng.exponential(86400 * 3 * n))
     # bias and tastes uncorrelated, weighted by activity since heavy users make most ratings
-    z = decorrelate(rng.normal(size=(N_USERS, 4)), n)
-    return dict(id=np.arange(1, N_USERS + 1), n=n.astype(int), start=end - span, end=end,
-                taste_for_hits=rng.uniform(*HIT_APPETITE, N_USERS),
-                halves=rng.random(N_USERS) < HALF_STAR_USERS, p_half=rng.beta(6, 1, N_USERS),
+    z = decorrelate(rng.normal(size=(n_users, 4)), n)
+    return dict(id=np.arange(1, n_users + 1), n=n.astype(int), start=end - span, end=end,
+                taste_for_hits=rng.uniform(*HIT_APPETITE, n_users),
+                halves=rng.random(n_users) < HALF_STAR_USERS, p_half=rng.beta(6, 1, n_users),
                 bias=USER_BIAS_SD * z[:, 0], taste=z[:, 1:] * np.array(list(TASTE_SD.values())))
 
 
@@ -165,11 +165,11 @@ def rate(rng, movies: dict, users: dict) -> np.ndarray:
     """(n_ratings, 4) rows userId, movieId, rating, timestamp, sorted like ml-latest-small."""
     released = (movies["year"] - 1970) * 31_556_952  # unix seconds at the start of the year
     rows = []
-    for u in range(N_USERS):
+    for u in range(len(users["id"])):
         taste = movies["axes"] @ users["taste"][u]  # (n_movies,)
         # weighted sampling without replacement: the n largest of log(weight) + Gumbel noise
-        key = users["taste_for_hits"][u] * np.log(movies["weight"]) + rng.gumbel(size=N_MOVIES)
-        key[(released > users["end"][u]) | (rng.random(N_MOVIES) < UNSEEN)] = -np.inf
+        key = users["taste_for_hits"][u] * np.log(movies["weight"]) + rng.gumbel(size=len(movies["id"]))
+        key[(released > users["end"][u]) | (rng.random(len(movies["id"])) < UNSEEN)] = -np.inf
         n = min(users["n"][u], int(np.isfinite(key).sum()))
         m = np.sort(np.argpartition(-key, n)[:n])
         mean = GLOBAL_MEAN + users["bias"][u] + movies["bias"][m] + taste[m]
