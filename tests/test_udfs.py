@@ -19,9 +19,11 @@ from cfxl.excel import functions
 from cfxl.engine import checkpoint
 from cfxl.excel import model_functions
 from cfxl.data.ratings import read_ratings
+from cfxl.errors import CfxlError
 from cfxl.engine.models import param_names
 from cfxl.engine.models import sigmoid_range as torch_sigmoid_range
 from cfxl.engine.train import Config, fit
+from tolerance import assert_close
 
 TOL = 1e-12
 
@@ -81,31 +83,62 @@ def test_predict_unknown_and_blank_ids_cell_by_cell(model):
     assert got[2][0] == ""
 
 
+def float64_scores(trained, user_id):
+    """Every movie's prediction for a user, computed here from the parameters in float64."""
+    p = {k: v.detach().double().numpy() for k, v in param_names(trained.model).items()}
+    u = trained.users.index(user_id)
+    x = p["i_weight"] @ p["u_weight"][u] + p["u_bias"][u, 0] + p["i_bias"][:, 0]  # (n_movies,)
+    lo, hi = trained.y_range
+    return lo + (hi - lo) / (1 + np.exp(-x))
+
+
+def best_first(values, counts, allowed, n):
+    """Movie indices by value, ties to the more rated movie, then the lower index."""
+    order = sorted(np.flatnonzero(allowed), key=lambda i: (-values[i], -counts[i], i))
+    return order[:n]
+
+
 def test_recommend_is_the_top_of_the_predictions_less_the_seen(model):
     path, trained, ratings = model
     rows = model_functions.recommend(model_functions.load_model(path), 3, 5, True)
     assert rows[0] == ["movieId", "title", "predicted"]
-    seen = set(ratings.frame().query("userId == 3")["movieId"])
+    frame = ratings.frame()
+    seen = set(frame.query("userId == 3")["movieId"])
     movies = trained.movies.ids
-    scores = trained.predict(np.full(len(movies), 3), movies)
-    want = [m for m in movies[np.argsort(-scores, kind="stable")] if m not in seen][:5]
-    assert [r[0] for r in rows[1:]] == want
-    assert rows[1][1] == f"Film {want[0]} (19{want[0] + 50})"
-    assert [r[2] for r in rows[1:]] == pytest.approx(sorted(scores[np.isin(movies, want)])[::-1])
+    counts = frame["movieId"].value_counts().reindex(movies).to_numpy()
+    scores = float64_scores(trained, 3)
+    want = best_first(scores, counts, ~np.isin(movies, list(seen)), 5)
+    assert [r[0] for r in rows[1:]] == [movies[i] for i in want]
+    assert rows[1][1] == f"Film {movies[want[0]]} (19{movies[want[0]] + 50})"
+    assert_close([r[2] for r in rows[1:]], scores[want], scale=5.5)
+    forward = trained.predict(np.full(len(movies), 3), movies)  # torch's float32 forward pass
+    assert_close([r[2] for r in rows[1:]], forward[want], scale=5.5,
+                 rtol=8 * np.finfo(np.float32).eps)
     everything = model_functions.recommend(model_functions.load_model(path), 3, 5, False)
-    assert everything[1][0] == movies[np.argmax(scores)]
+    assert everything[1][0] == movies[best_first(scores, counts, np.ones(len(movies), bool), 1)[0]]
 
 
 def test_similar_is_cosine_of_the_movie_factors(model):
-    path, trained, _ = model
+    path, trained, ratings = model
     rows = model_functions.similar(model_functions.load_model(path), 7, 3)
     w = F.normalize(param_names(trained.model)["i_weight"].detach().double(), dim=1)
     i = trained.movies.index(7)
     cos = (w @ w[i]).numpy()
-    cos[i] = -np.inf
-    best = np.argsort(-cos, kind="stable")[:3]
+    counts = ratings.frame()["movieId"].value_counts().reindex(trained.movies.ids).to_numpy()
+    others = np.arange(len(cos)) != i
+    best = best_first(cos, counts, others, 3)
     assert [r[0] for r in rows[1:]] == [trained.movies.id_of(int(j)) for j in best]
-    assert [r[2] for r in rows[1:]] == pytest.approx(cos[best].tolist(), abs=TOL)
+    assert_close([r[2] for r in rows[1:]], cos[best], scale=1.0)
+
+
+def test_the_functions_say_when_the_training_ratings_are_gone(model, tmp_path):
+    path, trained, ratings = model
+    moved = checkpoint.load(path)
+    moved.source = str(tmp_path / "gone.csv")
+    for call in (lambda: model_functions.recommend(moved, 3, 5, True),
+                 lambda: model_functions.similar(moved, 7, 3)):
+        with pytest.raises(CfxlError, match="gone.csv, is gone"):
+            call()
 
 
 def test_a_changed_model_file_is_loaded_again(model, tmp_path):

@@ -17,18 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from cfxl.engine import checkpoint
-from cfxl.data.ratings import IdMap, read_ratings
+from cfxl.engine import recommend as library
+from cfxl.data.ratings import IdMap, Ratings, read_ratings
 from cfxl.errors import CfxlError, UnknownIdError
-from cfxl.engine.models import param_names
 from cfxl.engine.train import Trained
 
 MODEL_ENV = "CFXL_MODEL"  # the model file when a formula names none
 _lock = threading.Lock()  # the COM server may call functions from several threads
 _models: dict[Path, tuple[tuple[int, int], Trained]] = {}
-_seen: dict[Path, tuple[tuple[int, int], dict]] = {}
+_ratings: dict[Path, tuple[tuple[int, int], Ratings]] = {}
 
 
 def error_value(exc: BaseException) -> str:
@@ -86,20 +85,20 @@ def load_model(model=None) -> Trained:
         return _models[path][1]
 
 
-def _seen_by_user(trained: Trained) -> dict:
-    """{user id: set of movie ids} of the ratings file the model was trained on (cached)."""
+def training_ratings(trained: Trained) -> Ratings:
+    """The ratings file the model was trained on, read once per version of it: the library's
+    recommendations leave out what a user rated and break ties by how often a movie was rated."""
     path = Path(trained.source)
     try:
         version = _version(path)
-    except (FileNotFoundError, OSError):
-        raise CfxlError(f"cannot leave out the movies a user has seen: the ratings file the model "
-                        f"was trained on, {path}, is gone (pass exclude_seen FALSE)") from None
+    except OSError:
+        raise CfxlError(f"the ratings file the model was trained on, {path}, is gone: the "
+                        "users' ratings and the movies' counts come from it") from None
     with _lock:
-        hit = _seen.get(path)
+        hit = _ratings.get(path)
         if hit is None or hit[0] != version:
-            frame = read_ratings(path).frame()
-            _seen[path] = (version, frame.groupby("userId")["movieId"].agg(set).to_dict())
-        return _seen[path][1]
+            _ratings[path] = (version, read_ratings(path))
+        return _ratings[path][1]
 
 
 def blank_to_none(v):
@@ -146,13 +145,6 @@ def spill(a: np.ndarray):
     return a.flat[0] if a.size == 1 else a.tolist()
 
 
-def _title(trained: Trained, movie_id) -> str:
-    t = trained.titles
-    if t is not None and movie_id in t.index:
-        return str(t.at[movie_id, "title"])
-    return f"movie {movie_id}"
-
-
 @torch.no_grad()
 def _scores(trained: Trained, u_idx: np.ndarray, m_idx: np.ndarray) -> np.ndarray:
     p = next(trained.model.parameters())
@@ -194,33 +186,24 @@ def predict(trained: Trained, user_ids, movie_ids):
     return spill(out)
 
 
+def _rows(table, value: str) -> list[list]:
+    """A library table as the cells a function spills: a header, then movieId, title, value."""
+    cols = ["movieId", "title", value]
+    return [cols, *([int(m) if isinstance(m, np.integer) else m, t, float(v)]
+                    for m, t, v in table[cols].itertuples(index=False))]
+
+
 def recommend(trained: Trained, user_id, n: int = 10, exclude_seen: bool = True) -> list[list]:
-    """The user's n highest predicted movies, best first: movieId, title, predicted rating."""
-    user = cell_id(blank_to_none(user_id))
-    u = trained.users.index(user)
-    scores = _scores(trained, np.full(len(trained.movies), u), np.arange(len(trained.movies)))
-    order = np.argsort(-scores, kind="stable")  # ties: the movie the model met first
-    seen = _seen_by_user(trained).get(user, set()) if exclude_seen else set()
-    rows = [["movieId", "title", "predicted"]]
-    for i in order:
-        movie = trained.movies.id_of(int(i))
-        if movie not in seen:
-            rows.append([movie, _title(trained, movie), float(scores[i])])
-            if len(rows) > whole_count(n):
-                break
-    return rows
+    """The user's n highest predicted movies, best first (cfxl.engine.recommend's ranking):
+    movieId, title, predicted."""
+    table = library.recommend(trained, cell_id(blank_to_none(user_id)), n=whole_count(n),
+                              include_rated=not exclude_seen, ratings=training_ratings(trained))
+    return _rows(table, "predicted")
 
 
 def similar(trained: Trained, movie_id, n: int = 10) -> list[list]:
-    """The n movies whose factors point most nearly the same way (cosine similarity)."""
-    movie = cell_id(blank_to_none(movie_id))
-    m = trained.movies.index(movie)
-    with torch.no_grad():
-        w = F.normalize(param_names(trained.model)["i_weight"].double(), dim=1)  # (n_movies, k)
-        cos = (w @ w[m]).cpu().numpy()  # (n_movies,)
-    order = [int(i) for i in np.argsort(-cos, kind="stable") if i != m][:whole_count(n)]
-    rows = [["movieId", "title", "similarity"]]
-    for i in order:
-        other = trained.movies.id_of(i)
-        rows.append([other, _title(trained, other), float(cos[i])])
-    return rows
+    """The n movies whose factors point most nearly the same way (cosine similarity), among
+    all the model knows."""
+    table = library.similar(trained, cell_id(blank_to_none(movie_id)), n=whole_count(n),
+                            min_ratings=0, ratings=training_ratings(trained))
+    return _rows(table, "similarity")
