@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import openpyxl
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from test_udfs import small_ratings
@@ -378,6 +379,24 @@ def test_refresh_writes_what_export_writes(collab, tmp_path, monkeypatch):
             differ = [k for k in x.cells if x.cells[k] != y.cells.get(k, ("s", ""))]
             assert differ == [], (x.name, differ[:3])
     assert lines(book, "button") == lines(fresh, "button")
+
+
+def test_ratings_sheet_keeps_long_and_text_ids_exact(tmp_path):
+    """Ids of 16 digits or more would be rounded as numbers (Excel keeps 15): they are written as
+    their digits in text, and text ids as text (never a formula)."""
+    frame = pd.DataFrame({"userId": [12345678901234567, 7], "movieId": [1, 2],
+                          "rating": [4.5, 3.0]})
+    texts = pd.DataFrame({"userId": ["=u1", "u2"], "movieId": [1, 2], "rating": [4.5, 3.0]})
+    for name, table in (("long", frame), ("text", texts)):
+        path = write_workbook(tmp_path / f"{name}.xlsx",
+                              lambda book, t=table: macros.write_ratings_sheet(book, t))
+        ws = openpyxl.load_workbook(path)["ratings"]
+        got = [[c.value for c in row] for row in ws.iter_rows(min_row=macros.RATINGS_FIRST + 1, max_col=3)]
+        assert [r[0] for r in got] == [str(v) if name == "long" and v > 10 ** 15 else v
+                                       for v in table["userId"]]
+        assert [r[1:] for r in got] == table[["movieId", "rating"]].values.tolist()
+        assert all(ws.cell(macros.RATINGS_FIRST + 1 + i, 1).data_type == ("s" if name == "text"
+                   or i == 0 else "n") for i in range(2))
 
 
 def test_collab_actions_and_optimizer_actions_stay_apart(collab, tmp_path):

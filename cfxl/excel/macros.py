@@ -23,6 +23,7 @@ from cfxl.errors import CfxlError
 from cfxl.io import atomic_write
 from cfxl.sheets import refs
 from cfxl.sheets.book import MAX_ROWS, Book
+from cfxl.sheets.table import id_as_text, write_id
 
 MACRO = "SampleCall"           # the standalone project's macro: import <book>; <book>.main()
 META_SHEET = "_cfxl"           # hidden: which action each button runs, each sheet's settings
@@ -186,11 +187,12 @@ def write_ratings_sheet(book: Book, frame) -> None:
         book.text(ws, RATINGS_FIRST - 1, j, name, "head")
     for j, name in enumerate(("userId", "movieId", "rating")):
         column = frame[name]
-        if column.dtype.kind in "iuf":
+        if column.dtype.kind == "f" or (column.dtype.kind in "iu"
+                                        and not column.map(id_as_text).any()):
             ws.write_column(RATINGS_FIRST, j, column.tolist())
-        else:  # text ids stay text, even one that looks like a formula
+        else:  # text ids stay text, even one that looks like a formula; 16-digit ids too
             for i, v in enumerate(column.tolist()):
-                book.text(ws, RATINGS_FIRST + i, j, v)
+                write_id(book, ws, RATINGS_FIRST + i, j, v, None)
     ws.set_column(0, 2, 10)
     ws.freeze_panes(RATINGS_FIRST, 0)
 
