@@ -46,8 +46,8 @@ class LineHyper:
     alpha: float = 0.99            # RMSprop's decay of square_avg; the lesson's rmsprop beta
     betas: tuple[float, float] = (0.9, 0.999)  # Adam's (torch's defaults)
     eps: float = 1e-8              # RMSprop and Adam; Adagrad uses torch's 1e-10
-    weight_decay: float = 0.0      # L2, added to the gradient as torch.optim does (AdamW: decoupled,
-    #                                the value shrinks by lr * weight_decay before each step)
+    weight_decay: float = 0.0      # L2, added to the gradient as torch.optim does; AdamW's
+    #                                decoupled: the value shrinks by lr * weight_decay first
     gamma: float = 1.0             # adam_ann: StepLR's factor, applied after each epoch
     beta3: float = 0.9             # eve: the decay of its average loss volatility d
     start: tuple[float, float] = (1.0, 1.0)  # (b, a) before the first step, the lesson's guesses
