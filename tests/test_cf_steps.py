@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from tolerance import assert_close, running_size
 
-from cfxl.presets import CF_LRS as LRS
+from cfxl.presets import CF_ADAMW, CF_LRS
 from cfxl.records.cf_steps import cf_step_records
-from cfxl.records.types.cf import SLICE_OPTIMIZERS, CFStepRecords
+from cfxl.records.types.cf import CF_OPTIMIZERS, CFStepRecords
 from cfxl.errors import CfxlError, UnknownIdError
 from cfxl.records.lesson import lesson_records
 from cfxl.engine.models import EmbeddingDotBias
@@ -33,9 +33,11 @@ pytestmark = pytest.mark.recompute
 
 TRACE_USERS = [25, 569]            # the sample's most active user and one of its least
 TRACE_MOVIES = [1068, 7212, 47875]  # its most rated movie and two rated three times
+LRS = CF_LRS | {"adamw": CF_ADAMW["lr"]}  # each sheet's lr; weight decay 0 but AdamW's
+WDS = {o: CF_ADAMW["weight_decay"] if o == "adamw" else 0.0 for o in CF_OPTIMIZERS}
 # Settings edited on each written sheet (torch.optim's names), lr halved on every one.
 EDITS = {"sgd": {"weight_decay": 0.01}, "momentum": {"momentum": 0.8, "weight_decay": 0.01},
-         "adam": {"beta1": 0.8, "weight_decay": 0.01}}
+         "adam": {"beta1": 0.8, "weight_decay": 0.01}, "adamw": {"weight_decay": 0.3}}
 
 
 @pytest.fixture(scope="module")
@@ -53,15 +55,15 @@ def expected_checks(rec: CFStepRecords) -> dict[str, int]:
     g = rec.gradients
     (U, M), k, cells = g.slice.ratings.shape, rec.n_factors, len(rec.names) * rec.steps
     # per element and step: value (a live sheet's grad instead), grad_used, [state], new value
-    per_row = {"sgd": 3, "momentum": 4, "adam": 8}
+    per_row = {"sgd": 3, "momentum": 4, "adam": 8, "adamw": 8}
     # live: per step x, prediction, error and d loss/dx at each training rating, and the MSE; n
     n, n_train = g.slice.n, g.slice.n - g.slice.n_valid
     forward = rec.live * (rec.steps * (4 * n_train + 1) + 1)
     # n; prediction and d prediction/dx at each rating, d loss/d prediction and d loss/dx at each
     # training rating; each parameter's gradient
     checks = {"gradients": 1 + 2 * n + 2 * n_train + (U + M) * (k + 1)}
-    checks.update({CF_SHEETS[o]: per_row[o] * cells + 2 * (o == "adam") + forward
-                   for o in rec.runs})
+    checks.update({CF_SHEETS[o]: per_row[o] * cells + 2 * (o in ("adam", "adamw")) + forward
+                   for o in rec.runs})  # adam's: and 1 - beta1, 1 - beta2
     return checks
 
 
@@ -71,16 +73,19 @@ def test_every_step_and_gradient_recomputes_to_torchs_value(rec, recomputed):
     assert recomputed.errors == []
     assert {s: c.checked for s, c in report.sheets.items()} == expected_checks(rec)
     assert all(c.max_rel_err <= 1e-12 for c in report.sheets.values())
-    assert list(recomputed.values)[:4] == ["gradients", "cf_sgd", "cf_momentum", "cf_adam"]
+    assert list(recomputed.values)[:5] == ["gradients", "cf_sgd", "cf_momentum", "cf_adam",
+                                           "cf_adamw"]
 
 
 def replay(opt: str, hyper: dict, start: np.ndarray, grads: np.ndarray) -> np.ndarray:
     """torch.optim's rule (single-tensor, float64) in numpy: (steps, n) values after each step,
-    given the gradients of every step."""
+    given the gradients of every step. AdamW: the value shrinks, the gradient stays plain."""
     lr, wd = hyper["lr"], hyper["weight_decay"]
     value, buf, m, v, out = start, 0.0, 0.0, 0.0, []
     for t, grad in enumerate(grads, 1):
         g = grad + wd * value
+        if opt == "adamw":
+            value, g = value * (1 - lr * wd), grad
         if opt == "sgd":
             value = value - lr * g
         elif opt == "momentum":
@@ -272,7 +277,7 @@ def test_rows_are_grouped_by_step_with_the_previous_step_a_fixed_offset_up(rec, 
         assert [h for h in rows[HEAD_ROW] if h][:len(L.columns)] == list(L.columns)
         assert [h for h in rows[HEAD_ROW][L.rcol(RATING[0]):] if h][:len(RATING)] == list(RATING)
         hyper = {k: v for k, v in zip(rows[1][2:], rows[2][2:]) if k}
-        assert hyper["lr"] == LRS[opt] and hyper["weight_decay"] == 0
+        assert hyper["lr"] == LRS[opt] and hyper["weight_decay"] == WDS[opt]
         assert (hyper["lo"], hyper["hi"]) == rec.y_range and hyper["n"].startswith("=COUNT(")
         for e in (0, E // 2, E - 1):
             start, one, two = rows[L.row(0, e)], rows[L.row(1, e)], rows[L.row(2, e)]
@@ -301,6 +306,10 @@ def test_rows_are_grouped_by_step_with_the_previous_step_a_fixed_offset_up(rec, 
                 "lr": LRS[opt], "beta1": 0.9, "1 - beta1": "=1-$D$3", "beta2": 0.999,
                 "1 - beta2": "=1-$F$3", "eps": 1e-8, "weight_decay": 0}
             assert two[L.col("exp_avg")].startswith(f"={cell(L.row(1, E - 1), L.col('exp_avg'))}+")
+        if opt == "adamw":  # the plain gradient; the value shrinks before Adam's step
+            r, lr, wd = L.row(2, E - 1), L.hyper("lr"), L.hyper("weight_decay")
+            assert two[L.col("grad_used")] == f"={cell(r, L.col('grad'))}"
+            assert two[L.col("new value")].startswith(f"={cell(r, value)}*(1-{lr}*{wd})-{lr}/")
     assert rec.names[:6] == ("u_weight[0,0]", "u_weight[0,1]", "u_weight[0,2]", "u_weight[0,3]",
                              "u_weight[0,4]", "u_weight[1,0]")
     assert rec.names[-1] == "i_bias[14,0]" and len(rec.names) == 2 * 15 * (5 + 1)
@@ -332,7 +341,7 @@ def test_records_start_at_the_bias_sheets_model_and_learn(rec, ratings, seed):
         np.testing.assert_array_equal(getattr(g, name), getattr(start, name))
     first = np.concatenate([getattr(start, n).reshape(-1)
                             for n in ("u_weight", "i_weight", "u_bias", "i_bias")])
-    assert list(rec.runs) == list(SLICE_OPTIMIZERS)
+    assert list(rec.runs) == list(CF_OPTIMIZERS)
     for opt, run in rec.runs.items():
         np.testing.assert_array_equal(run.value[0], first)
         assert run.loss[-1] < run.loss[0] / 3  # the default lrs learn visibly in 30 steps
@@ -401,7 +410,8 @@ def test_weight_decay_and_batches_follow_torch(ratings, engine, tmp_path, seed):
     rec = cf_step_records(ratings, steps=4, n_users=6, n_movies=6, n_factors=2,
                           weight_decay=0.01, bs=8, seed=seed)
     for opt, run in rec.runs.items():
-        np.testing.assert_array_equal(run.grad_used, run.grad + 0.01 * run.value)
+        decay = 0 if opt == "adamw" else 0.01  # AdamW's decays the value, not the gradient
+        np.testing.assert_array_equal(run.grad_used, run.grad + decay * run.value)
         assert_close(replay(opt, run.hyper, run.value[0], run.grad), run.value_after,
                      scale=trajectory_size(run.value[0], run.value_after))
         assert (run.grad == 0).any(axis=1).all()  # a batch of 8 leaves some rows untouched

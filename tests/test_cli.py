@@ -154,9 +154,9 @@ def test_graddesc_writes_the_optimizer_workbook(tmp_path):
     result = run("graddesc", "--steps", 2, "--rules", "lesson", "-o", book)
     assert result.exit_code == 0, result.output
     names = load_workbook(book, read_only=True).sheetnames
-    assert names[:8] == ["Intro", "data", "basic SGD", "momentum", "adagrad", "rmsprop", "adam",
-                         "adam_ann"]
-    assert {"gradients", "cf_sgd", "cf_momentum", "cf_adam"} <= set(names)
+    assert names[:10] == ["Intro", "data", "basic SGD", "momentum", "adagrad", "rmsprop", "adam",
+                          "adamw", "adam_ann", "eve"]
+    assert {"gradients", "cf_sgd", "cf_momentum", "cf_adam", "cf_adamw"} <= set(names)
     traced = tmp_path / "t.xlsx"
     result = run("graddesc", "--steps", 2, "--trace-users", "1,2", "--trace-movies", "1", "-o",
                  traced)

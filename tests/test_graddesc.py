@@ -33,7 +33,8 @@ pytestmark = pytest.mark.recompute
 # cells a `scale` (the size of what they are computed from), and verify judges them at 1e-12
 # relative to it; every other cell at plain 1e-12 relative, with verify's default floor.
 STATE = {"momentum": ["momentum_buffer"], "adagrad": ["sum"], "rmsprop": ["square_avg"],
-         "adam": ["exp_avg", "exp_avg_sq"], "adam_ann": ["exp_avg", "exp_avg_sq"]}
+         "adam": ["exp_avg", "exp_avg_sq"], "adamw": ["exp_avg", "exp_avg_sq"],
+         "adam_ann": ["exp_avg", "exp_avg_sq"]}
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +94,8 @@ def test_every_step_recomputes_to_torchs_values(records, recomputed):
     assert recomputed.errors == []
     report = verify(recomputed, rtol=1e-12)
     assert report.ok, report.failures[:5]
-    assert list(recomputed.values)[:10] == ["Intro", "data", *LINE_SHEETS.values(), COMPARE_SHEET]
+    assert list(recomputed.values)[:len(LINE_SHEETS) + 3] == ["Intro", "data",
+                                                             *LINE_SHEETS.values(), COMPARE_SHEET]
     assert report.sheets["data"].checked == len(records.data.x)
     for opt, r in records.runs.items():
         assert report.sheets[LINE_SHEETS[opt]].checked == expected_checks(r)
@@ -154,11 +156,13 @@ def test_an_edited_lr_or_beta_moves_every_sheet_and_compare_to_a_fresh_run(recor
     runs = records.runs
     changed = {opt: {"lr": runs[opt].hyper.lr * f}
                for opt, f in [("sgd", 1.5), ("momentum", 0.5), ("adagrad", 0.5),
-                              ("rmsprop", 2.0), ("adam", 0.5), ("adam_ann", 0.5), ("eve", 0.5)]}
+                              ("rmsprop", 2.0), ("adam", 0.5), ("adamw", 0.5), ("adam_ann", 0.5),
+                              ("eve", 0.5)]}
     changed["adam"]["beta1"] = 0.8
     changed["adam_ann"]["beta2"] = 0.95
     changed["eve"] |= {"beta1": 0.8, "beta3": 0.5}  # eve's d follows its own beta too
     changed["momentum"]["weight_decay"] = 0.01  # the weight-decay term moves as torch's does
+    changed["adamw"]["weight_decay"] = 0.003  # and AdamW's decoupled decay as torch.optim.AdamW's
     edits = {LINE_SHEETS[opt]: {_ref(runs[opt], k): v for k, v in kv.items()}
              for opt, kv in changed.items()}
     L = sheet_layout(runs["eve"])
@@ -312,6 +316,8 @@ def test_wrong_rules_or_names_are_refused(records):
         graddesc.run("keras")
     with pytest.raises(CfxlError, match="torch.optim has no eve"):
         graddesc.train("eve", records.data)
+    with pytest.raises(CfxlError, match="lesson's spreadsheet has no adamw"):
+        graddesc.lesson("adamw", records.data)
 
 
 def test_adam_converges_in_the_default_workbook(records):
@@ -320,6 +326,31 @@ def test_adam_converges_in_the_default_workbook(records):
     loss = r.epoch_loss
     assert loss[-5:].max() < 0.01 * loss[0]
     assert abs(r.new_b[-1] - records.data.b) < 0.01 and abs(r.new_a[-1] - records.data.a) < 0.005
+
+
+def test_adamw_decays_the_value_not_the_gradient(records, book):
+    """adamw's sheet: the gradient is de/db itself, the new value starts from the value shrunk
+    by lr * weight_decay; at the default decay b ends visibly short of the true 30 where adam
+    reaches it, and with no decay AdamW is Adam bit for bit."""
+    r = records.runs["adamw"]
+    L = sheet_layout(r)
+    ws = top_rows(book, "adamw", L.first_row + 1)
+    row = L.first_row
+    b, de_db, m, v, bc1, bc2 = (cell(row, L.cols[k]) for k in (
+        "b", "de_db", "exp_avg_b", "exp_avg_sq_b", "bias_correction1", "bias_correction2"))
+    lr, wd, eps = (cell(*L.params[k], absolute="rc") for k in ("lr", "weight_decay", "eps"))
+    assert ws[cell(row, L.cols["grad_b"])] == f"={de_db}"
+    assert ws[cell(row, L.cols["new_b"])] == (
+        f"={b}*(1-{lr}*{wd})-{lr}/{bc1}*{m}/(SQRT({v})/{bc2}^0.5+{eps})")
+    assert r.hyper.weight_decay > 0 and r.hyper.lr == records.runs["adam"].hyper.lr
+    np.testing.assert_array_equal(r.grad_used, r.grad)  # the decay is not in the gradient
+    assert abs(r.new_b[-1] - records.data.b) > 1 > 100 * abs(records.runs["adam"].new_b[-1]
+                                                             - records.data.b)
+    plain = graddesc.train("adamw", records.data, dataclasses.replace(r.hyper, weight_decay=0))
+    adam = graddesc.train("adam", records.data, dataclasses.replace(r.hyper, weight_decay=0))
+    for key in ("new_b", "new_a", "grad_used"):
+        np.testing.assert_array_equal(getattr(plain, key), getattr(adam, key))
+    assert all(np.array_equal(plain.state[k], adam.state[k]) for k in adam.state)
 
 
 def test_one_number_format_per_magnitude_class(records, lesson_records, book, lesson_book):

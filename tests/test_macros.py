@@ -27,7 +27,13 @@ from cfxl.excel import model_functions
 from cfxl.data.ratings import read_ratings
 from cfxl.errors import CfxlError
 from cfxl.workbooks import export_collab, export_graddesc, plan
-from cfxl.records.types.line import LESSON_ONLY, LINE_OPTIMIZERS, LINE_RULES, LINE_SHEETS
+from cfxl.records.types.line import (
+    LESSON_ONLY,
+    LINE_OPTIMIZERS,
+    LINE_RULES,
+    LINE_SHEETS,
+    TORCH_ONLY,
+)
 from cfxl.proof.recalc import recalc
 from cfxl.proof.snapshot import load, snapshot
 from cfxl.engine.train import Config, fit
@@ -87,8 +93,10 @@ def hyper(rules: str, opt: str) -> graddesc.LineHyper:
 
 
 def runner(rules: str, opt: str):
-    """What fills opt's sheet under rules: torch.optim, or numpy's lesson rules (eve's always)."""
-    return graddesc.train if rules == "torch" and opt not in LESSON_ONLY else graddesc.lesson
+    """What fills opt's sheet under rules: torch.optim, or numpy's lesson rules (eve's always
+    the lesson's, adamw's always torch's)."""
+    torch_rules = (rules == "torch" and opt not in LESSON_ONLY) or opt in TORCH_ONLY
+    return graddesc.train if torch_rules else graddesc.lesson
 
 
 def copy_book(src: Path, folder: Path, name: str | None = None) -> Path:

@@ -26,6 +26,10 @@ OPTIMIZERS = {
     "adam": lambda p, s: torch.optim.Adam([p], lr=s["lr"], betas=(s["beta1"], s["beta2"]),
                                           eps=s["eps"], weight_decay=s["weight_decay"],
                                           foreach=False),
+    # decoupled: the parameter shrinks by lr * weight_decay, the moments see the plain gradient
+    "adamw": lambda p, s: torch.optim.AdamW([p], lr=s["lr"], betas=(s["beta1"], s["beta2"]),
+                                            eps=s["eps"], weight_decay=s["weight_decay"],
+                                            foreach=False),
 }
 
 
@@ -77,6 +81,11 @@ def test_the_tables_readings():
     assert RULES["adam"].reads("{step}") and RULES["adam"].reads("{$1-beta1}")
     assert not RULES["momentum"].reads("{step}")
     assert RULES["sgd"].new_value == "{param}-{lr}*{grad}"
+    adamw = RULES["adamw"]
+    assert adamw.states == RULES["adam"].states and adamw.step == RULES["adam"].step
+    assert adamw.new_value.startswith("{param}*(1-{lr}*{$weight_decay})-")
+    assert adamw.decoupled and not RULES["adam"].decoupled
+    assert not any("weight_decay" in s.formula for s in adamw.stages)  # not in the moments
 
 
 def test_references():

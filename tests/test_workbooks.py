@@ -15,7 +15,8 @@ WORKBOOKS = Path(__file__).parent.parent / "workbooks"
 # so values compare to 1e-6 relative; formulas, text and structure must match exactly.
 TOLERANCE = dict(rtol=1e-6, atol=1e-9)
 LONG_SHEETS = {"users": 30, "movies": 30, "predictions": 30,  # first rows only: reviewable text
-               "cf_sgd": 40, "cf_momentum": 40, "cf_adam": 40, "_torch": 40, "train": 300}
+               "cf_sgd": 40, "cf_momentum": 40, "cf_adam": 40, "cf_adamw": 40, "_torch": 40,
+               "train": 300}
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 `cf_step_records` starts the `bias` sheet's slice model (EmbeddingDotBias over the lesson's
 crosstab, the full data's rating range, float64) from its initial parameters and trains it on
 the slice's training ratings (Slice.train, as the bias and train sheets: the held-out fifth is
-never trained on) with torch.optim (SGD, SGD with momentum, Adam) for a few steps, recording
+never trained on) with torch.optim (SGD, SGD with momentum, Adam, AdamW) for a few steps, recording
 with cfxl.engine.trace.Recorder every element of `u_weight`, `i_weight`, `u_bias` and `i_bias`:
 value, autograd's gradient, torch's state, lr and the value after the step. A full-batch slice
 run also records the forward pass at every training rating of every step (x, the prediction,
@@ -38,33 +38,35 @@ from cfxl.records.replay import (
     slice_tensors,
     take_slice,
 )
-from cfxl.records.types.cf import SLICE_OPTIMIZERS, SLICE_PARAMS, CFStepRecords, Gradients, OptSteps
+from cfxl.records.types.cf import CF_OPTIMIZERS, SLICE_PARAMS, CFStepRecords, Gradients, OptSteps
 from cfxl.records.types.slice import Slice
 
 
 def cf_step_records(ratings: Ratings, *, steps: int = presets.CF_STEPS,
                     n_users: int = presets.SLICE_USERS, n_movies: int = presets.SLICE_MOVIES,
-                    n_factors: int = presets.LESSON_FACTORS, opts=SLICE_OPTIMIZERS,
-                    lr: float | Mapping[str, float] | None = None, weight_decay: float = 0.0,
+                    n_factors: int = presets.LESSON_FACTORS, opts=CF_OPTIMIZERS,
+                    lr: float | Mapping[str, float] | None = None,
+                    weight_decay: float | Mapping[str, float] | None = None,
                     momentum: float = presets.CF_MOMENTUM, betas=presets.CF_BETAS,
                     bs: int | None = None, trace_users=None, trace_movies=None,
                     seed: int = presets.SEED) -> CFStepRecords:
     """Train and record the CF model with each of `opts`, every run from the same start.
 
-    lr: one for all, a mapping by opt, or None for presets.CF_LRS. Without trace_users /
+    lr: one for all, a mapping by opt, or None for presets.CF_LRS (and CF_ADAMW); weight_decay
+    the same way, None for none but AdamW's presets.CF_ADAMW weight decay. Without trace_users /
     trace_movies (raw ids) the model is the `bias` sheet's slice model; with them,
     EmbeddingDotBias over all of `ratings` with only those rows recorded. bs None trains
     full-batch; otherwise each epoch draws a seeded permutation and takes batches of bs.
     momentum and betas are SGD with momentum's and Adam's (each ignored by the others).
     """
-    unknown = [o for o in opts if o not in SLICE_OPTIMIZERS]
+    unknown = [o for o in opts if o not in CF_OPTIMIZERS]
     if unknown or not opts:
         what = f"unknown optimizer {unknown[0]!r}" if unknown else "no optimizer asked for"
-        raise CfxlError(f"{what}; choose from {', '.join(SLICE_OPTIMIZERS)}")
+        raise CfxlError(f"{what}; choose from {', '.join(CF_OPTIMIZERS)}")
     if steps < 1 or (bs is not None and bs < 1):
         raise CfxlError(f"need steps >= 1 and a batch size >= 1, not {steps} and {bs}")
-    lrs = {o: presets.CF_LRS[o] if lr is None else lr[o] if isinstance(lr, Mapping) else float(lr)
-           for o in opts}
+    lrs = _per_opt(lr, opts, presets.CF_LRS | {"adamw": presets.CF_ADAMW["lr"]})
+    wds = _per_opt(weight_decay, opts, {"adamw": presets.CF_ADAMW["weight_decay"]})
     s = take_slice(ratings, n_users, n_movies)
     traced = trace_users is not None or trace_movies is not None
     live = not traced and bs is None
@@ -100,7 +102,7 @@ def cf_step_records(ratings: Ratings, *, steps: int = presets.CF_STEPS,
             recorder = Recorder(follow)
             m = model(shape)
             optimizer = single_tensor(opt, m, lr=lrs[opt], momentum=momentum, betas=betas,
-                                      weight_decay=weight_decay, eps=1e-8)
+                                      weight_decay=wds[opt], eps=1e-8)
             batches = (full_batch(users, movies, y, steps) if bs is None
                        else _shuffled(users, movies, y, steps, bs, seed))
             kept = replay(m, optimizer, batches, recorder=recorder,
@@ -112,6 +114,13 @@ def cf_step_records(ratings: Ratings, *, steps: int = presets.CF_STEPS,
         names=names, ids=ids, runs=runs, gradients=_gradients(start, s), traced=traced,
         live=live, n_ratings=len(y), n_factors=n_factors, steps=steps, bs=bs, seed=seed,
         y_range=s.y_range)
+
+
+def _per_opt(given: float | Mapping[str, float] | None, opts, presets_: Mapping[str, float]):
+    """A setting per optimizer: one for all, a mapping by opt, or None for the presets (0 where
+    they have none)."""
+    return {o: presets_.get(o, 0.0) if given is None else given[o]
+            if isinstance(given, Mapping) else float(given) for o in opts}
 
 
 def _rows(idmap, raw_ids) -> np.ndarray:

@@ -24,6 +24,7 @@ from cfxl.records.types.line import (
     LESSON_ONLY,
     LINE_OPTIMIZERS,
     LINE_RULES,
+    TORCH_ONLY,
     TRUE_A,
     TRUE_B,
     GraddescRecords,
@@ -54,10 +55,11 @@ def lesson_data() -> LineData:
 
 
 # each optimizer sheet's settings: torch's rules, or the lesson's own (cfxl.presets); torch has
-# no Eve, so its sheet keeps the lesson's settings under either rules
-LESSON_DEFAULTS = {opt: LineHyper(**s) for opt, s in presets.LINE_LESSON.items()}
-TORCH_DEFAULTS = {opt: LineHyper(**s) for opt, s in presets.LINE_TORCH.items()} | {
-    opt: LESSON_DEFAULTS[opt] for opt in LESSON_ONLY}
+# no Eve, so its sheet keeps the lesson's settings under either rules, and the lesson no AdamW
+_TORCH = {opt: LineHyper(**s) for opt, s in (presets.LINE_TORCH | presets.LINE_ADAMW).items()}
+LESSON_DEFAULTS = {opt: LineHyper(**s) for opt, s in presets.LINE_LESSON.items()} | {
+    opt: _TORCH[opt] for opt in TORCH_ONLY}
+TORCH_DEFAULTS = _TORCH | {opt: LESSON_DEFAULTS[opt] for opt in LESSON_ONLY}
 
 
 class Line(nn.Module):
@@ -118,7 +120,7 @@ def train(opt: str, d: LineData, hyper: LineHyper | None = None, *,
                    for k in pb.state if k != "step"}
     step = pb.state.get("step", step0 + np.arange(1, n + 1, dtype=np.float64))
     derived = {}
-    if opt in ("adam", "adam_ann"):
+    if opt in ("adam", "adamw", "adam_ann"):
         beta1, beta2 = h.betas  # as torch's _single_tensor_adam computes them
         derived = {"bias_correction1": np.array([1 - beta1 ** s for s in step]),
                    "bias_correction2": np.array([1 - beta2 ** s for s in step])}
@@ -173,6 +175,9 @@ def lesson(opt: str, d: LineData, hyper: LineHyper | None = None, *, reset: floa
     state continues an earlier run (see `resume`): mom, ms, histgrad (2,) each, "step", and eve's
     d, ft_1 and ft_2 (floats).
     """
+    if opt in TORCH_ONLY:
+        raise CfxlError(f"the lesson's spreadsheet has no {opt}; its sheet follows torch.optim's "
+                        f"rules (cfxl.records.graddesc.train)")
     h = _settings(opt, hyper, LESSON_DEFAULTS)
     n, E = len(d.x), h.epochs
     beta1, beta2 = (h.momentum, h.alpha) if opt in ("momentum", "rmsprop") else h.betas
@@ -283,8 +288,9 @@ def resume(r: LineRecords) -> tuple[LineHyper, dict[str, np.ndarray]]:
 
 def run(rules: str = "torch", d: LineData | None = None, *,
         hyper: dict[str, LineHyper] | None = None, epochs: int | None = None) -> GraddescRecords:
-    """Every optimizer sheet's run under `rules`; hyper overrides the defaults per optimizer,
-    epochs (when given) every sheet's epoch count."""
+    """Every optimizer sheet's run under `rules` (eve's always the lesson's, adamw's always
+    torch's); hyper overrides the defaults per optimizer, epochs (when given) every sheet's
+    epoch count."""
     if rules not in LINE_RULES:
         raise CfxlError(f"unknown rules {rules!r}; choose one of {', '.join(LINE_RULES)}")
     d = data() if d is None else d
@@ -294,6 +300,6 @@ def run(rules: str = "torch", d: LineData | None = None, *,
         h = (hyper or {}).get(opt, defaults[opt])
         if epochs is not None:
             h = replace(h, epochs=epochs)
-        runs[opt] = train(opt, d, h) if rules == "torch" and opt not in LESSON_ONLY else lesson(
-            opt, d, h)
+        torch_rules = (rules == "torch" and opt not in LESSON_ONLY) or opt in TORCH_ONLY
+        runs[opt] = train(opt, d, h) if torch_rules else lesson(opt, d, h)
     return GraddescRecords(d, rules, runs)

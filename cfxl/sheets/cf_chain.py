@@ -18,6 +18,7 @@ import numpy as np
 
 from cfxl.errors import CfxlError
 from cfxl.records.types.cf import CFStepRecords, OptSteps
+from cfxl.sheets.rules import RULES
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,7 +103,7 @@ def scales(chain: Chain, run: OptSteps) -> dict[str, np.ndarray]:
     grad = np.zeros_like(v)
     np.add.at(grad.T, np.array(owners), part.T)
     out = {"x": x, "prediction": pred, "error": err, "d loss/dx": dx, "grad": grad,
-           "grad_used": grad + abs(h["weight_decay"]) * v,
+           "grad_used": grad + (not RULES[run.opt].decoupled) * abs(h["weight_decay"]) * v,
            "MSE": 2 * np.mean(np.abs(run.pred - chain.y) * err, axis=1)}
     decay = {"momentum_buffer": h.get("momentum", 0), "exp_avg": h.get("betas", (0, 0))[0]}
     for name in run.state:

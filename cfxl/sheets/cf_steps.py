@@ -1,7 +1,7 @@
 """The CF model's optimizer steps, live: torch.optim's updates as formulas on the cf_* sheets.
 
-`cf_sgd`, `cf_momentum` and `cf_adam` unroll torch.optim's update of every recorded parameter
-element as formulas (its rules: cfxl.sheets.rules), one row per (step, element).
+`cf_sgd`, `cf_momentum`, `cf_adam` and `cf_adamw` unroll torch.optim's update of every recorded
+parameter element as formulas (its rules: cfxl.sheets.rules), one row per (step, element).
 
 Rows are grouped by step with the elements in the same order every step, so an element's
 previous step is always `height` rows up: its value is that row's new value, its state follows
@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cfxl.errors import CfxlError
-from cfxl.records.types.cf import SLICE_OPTIMIZERS, CFStepRecords, OptSteps
+from cfxl.records.types.cf import CF_OPTIMIZERS, CFStepRecords, OptSteps
 from cfxl.sheets.book import MAX_ROWS, Book
 from cfxl.sheets.cf_chain import Chain, chain_of, scales
 from cfxl.sheets.gradients import write_gradients_sheet
@@ -44,21 +44,23 @@ HYPER_COL = 2  # column C: the first hyperparameter
 # 1 - it where the rule uses that (a formula, as torch computes it), weight_decay.
 HYPER = {opt: ("lr", *(n for h in RULES[opt].hyper for n in (h, f"1 - {h}")
                        if n == h or RULES[opt].reads(f"{{$1-{h}}}")), "weight_decay")
-         for opt in SLICE_OPTIMIZERS}
+         for opt in CF_OPTIMIZERS}
 # Its state and update columns: torch's step count where the rule reads it, every stage after
 # the gradient.
 STATE = {opt: ("state step",) * RULES[opt].reads("{step}")
-         + tuple(s.name for s in RULES[opt].stages if s.name != "grad") for opt in SLICE_OPTIMIZERS}
+         + tuple(s.name for s in RULES[opt].stages if s.name != "grad") for opt in CF_OPTIMIZERS}
 LEAD = ("name", "id", "step", "value", "grad", "grad_used")
 COLUMN = {"param": "value", "dloss": "grad", "grad": "grad_used", "step": "state step"}  # rules'
 TAIL = ("new value", "torch value_after", "difference")
 # a live sheet's forward pass, one row per rating, right of the elements; its constants above it
 RATING = ("userId", "movieId", "rating", "x", "prediction", "error", "d loss/dx")
 CONSTANTS = ("lo", "hi", "n")
-CF_SHEETS = {"sgd": "cf_sgd", "momentum": "cf_momentum", "adam": "cf_adam"}
+CF_SHEETS = {"sgd": "cf_sgd", "momentum": "cf_momentum", "adam": "cf_adam", "adamw": "cf_adamw"}
 WHAT = {"sgd": "SGD", "momentum": "SGD with momentum (dampening 0, not Nesterov)",
         "adam": "Adam (torch's: bias-corrected, eps added after dividing by "
-                "sqrt(bias_correction2))"}
+                "sqrt(bias_correction2))",
+        "adamw": "AdamW (Adam with decoupled weight decay: each value first shrinks by "
+                 "lr*weight_decay, then Adam's step on the plain gradient, grad_used = grad)"}
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,8 @@ class StepLayout:
 
 
 def write_cf_sheets(book: Book, rec: CFStepRecords) -> None:
-    """`gradients`, then one cf_* sheet per recorded optimizer (cf_sgd, cf_momentum, cf_adam)."""
+    """`gradients`, then one cf_* sheet per recorded optimizer (cf_sgd, cf_momentum, cf_adam,
+    cf_adamw)."""
     write_gradients_sheet(book, rec.gradients)
     chain = chain_of(rec) if rec.live else None
     for run in rec.runs.values():

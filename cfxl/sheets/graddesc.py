@@ -67,7 +67,8 @@ def _note(r: LineRecords) -> tuple[str, str]:
 
 def _torch_class(opt: str) -> str:
     return {"sgd": "SGD", "momentum": "SGD(momentum)", "adagrad": "Adagrad",
-            "rmsprop": "RMSprop", "adam": "Adam", "adam_ann": "Adam + StepLR"}[opt]
+            "rmsprop": "RMSprop", "adam": "Adam", "adamw": "AdamW",
+            "adam_ann": "Adam + StepLR"}[opt]
 
 
 def write_optimizer_sheet(book: Book, r: LineRecords) -> None:

@@ -119,9 +119,15 @@ def _size(r: LineRecords) -> np.ndarray:
 
 
 def _grad_size(r: LineRecords) -> np.ndarray:
-    """(steps, 2) the scale of de/db and de/da (and of the gradient after weight decay)."""
+    """(steps, 2) the scale of de/db and de/da (and of the gradient after L2 weight decay;
+    AdamW's decay stays out of it)."""
     g = 2 * _size(r)
-    return np.c_[g, g * np.abs(r.x)] + r.hyper.weight_decay * np.abs(np.c_[r.b, r.a])
+    l2 = 0.0 if _decoupled(r) else r.hyper.weight_decay
+    return np.c_[g, g * np.abs(r.x)] + l2 * np.abs(np.c_[r.b, r.a])
+
+
+def _decoupled(r: LineRecords) -> bool:
+    return r.rules == "torch" and r.opt in RULES and RULES[r.opt].decoupled
 
 
 def _state_size(r: LineRecords, state: str) -> np.ndarray | None:
@@ -144,6 +150,8 @@ def torch_columns(r: LineRecords) -> tuple[list[Param], list[Col]]:
               Param("a0", "a (slope)", h.start[1], "the guess for a before the first step"),
               Param("lr", "lr", h.lr, "the learning rate" + ", before StepLR" * (opt == "adam_ann")),
               Param("weight_decay", "weight_decay", h.weight_decay,
+                    "decoupled: the value shrinks by lr * weight_decay before each step; the "
+                    "gradient and the moments stay free of it" if rule.decoupled else
                     "L2: torch adds weight_decay * value to the gradient")]
     params += [Param(name, name, settings[name]) for name in rule.hyper]
     if opt == "sgd":
@@ -168,7 +176,8 @@ def torch_columns(r: LineRecords) -> tuple[list[Param], list[Col]]:
                         first="={$lr}", fmt="general",
                         comment="StepLR(step_size=1): the lr times gamma at each new epoch"))
     return params, cols + _new(r, _line(rule.new_value, lr),
-                               "the update, in torch's order of operations")
+                               "the update, in torch's order of operations"
+                               + ": value*(1 - lr*weight_decay), then Adam's step" * rule.decoupled)
 
 
 def _line(template: str, lr: str) -> str:

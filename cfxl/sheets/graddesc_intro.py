@@ -25,6 +25,13 @@ SHEET_TEXT = {
                "squared gradients, so old gradients are forgotten.",
     "adam": "Adam: momentum (exp_avg) and RMSprop (exp_avg_sq) together, each corrected for "
             "starting at zero (bias_correction1 and 2).",
+    "adamw": "AdamW (torch.optim.AdamW, fastai's default): adam with decoupled weight decay. "
+             "Each step first shrinks the value itself, value*(1 - lr*weight_decay), then takes "
+             "Adam's step on the plain gradient, so the decay stays out of exp_avg and exp_avg_sq. "
+             "At the same lr as adam its weight decay holds b well short of 30: the decay pulls "
+             "b toward 0 by lr*weight_decay*b every step, while Adam's step stays about lr in "
+             "size; edit weight_decay to 0 and it is adam. The lesson has no AdamW, so this "
+             "sheet follows torch's rules under either rules.",
     "adam_ann": "Adam with a learning-rate schedule: the lr changes from epoch to epoch (column lr).",
     "eve": "Eve, the lesson's Adam variant: its Adam (no bias correction, no eps) with each step "
            "also divided by d, the loss's volatility: before each epoch r = |ft-1 - ft-2| / "
@@ -44,6 +51,8 @@ CF_TEXT = {
               "those rows), the update and the loss are formulas, so an edited lr re-trains",
     "cf_momentum": "the same with SGD and momentum: momentum_buffer per element",
     "cf_adam": "the same with Adam: exp_avg, exp_avg_sq and the bias corrections per element",
+    "cf_adamw": "the same with AdamW: Adam's state, the gradient free of weight decay, and each "
+                "new value taken from value*(1 - lr*weight_decay)",
     "gradients": "one step's gradient of every factor and bias by the chain rule, as formulas on "
                  "the bias grid, beside autograd's",
 }
@@ -76,7 +85,7 @@ DIFFERENCES = [
     ("Rows: the lesson pastes the last row's b and a back to the top and recalculates, one epoch "
      "per click; here every epoch is on the sheet, each row chained to the one above. The "
      "lesson's adagrad_ann sheet is left out; its eve follows the lesson's rules (torch has no "
-     "Eve)."),
+     "Eve), and adamw, which the lesson lacks, torch's."),
 ]
 
 
@@ -111,6 +120,9 @@ def write_intro_sheet(book: Book, records: GraddescRecords, *, buttons: bool = F
                     "step; the difference columns beside them show how far the sheet is from "
                     "torch. Except eve: torch has no Eve, so it follows the lesson's rules, its "
                     "grey values from numpy.")),
+            (None, ("Weight decay: torch's SGD, Adagrad, RMSprop and Adam add weight_decay * "
+                    "value to the gradient (L2); AdamW shrinks the value itself by lr * "
+                    "weight_decay before its step (decoupled), keeping its moments free of it.")),
             (None, ("State columns carry torch's names: momentum_buffer (SGD), sum (Adagrad), "
                     "square_avg (RMSprop), step, exp_avg and exp_avg_sq (Adam).")),
         ]
@@ -118,7 +130,9 @@ def write_intro_sheet(book: Book, records: GraddescRecords, *, buttons: bool = F
         lines += [
             (None, ("These sheets follow the lesson's own spreadsheet rules (graddesc.xlsm), "
                     "not torch's. The grey columns hold the same rules computed in numpy, and "
-                    "the hidden _torch sheet holds those numpy values: the truth in this mode.")),
+                    "the hidden _torch sheet holds those numpy values: the truth in this mode. "
+                    "Except adamw: the lesson has no AdamW, so it follows torch's rules, its "
+                    "grey values torch's.")),
             (None, ("State columns carry the lesson's names: mom (momentum average), ms (mean "
                     "square), histgrad (adagrad's per-epoch gradient size).")),
         ]

@@ -5,9 +5,12 @@ A rule is one optimizer's `_single_tensor_*` step in torch's order of operations
 (torch/optim/sgd.py, adagrad.py, rmsprop.py, adam.py): named stages, the gradient with weight
 decay first, then the state under torch's names, then the step the parameter moves by. The new
 value is `{param}-step`: torch adds the step times -lr (param.add_(grad, alpha=-lr),
-param.addcdiv_(..., value=-step_size)) and negating is exact. A sheet that follows the templates
-rounds where torch rounds, except where torch's CPU kernels fuse a multiply and an add into one
-rounding (add_ with alpha, lerp_, addcmul_): there the two may differ in the last bit.
+param.addcdiv_(..., value=-step_size)) and negating is exact. AdamW (adam.py with
+decoupled_weight_decay) keeps the decay out of the gradient: the parameter itself shrinks
+first, param.mul_(1 - lr*weight_decay), and the step is taken from that (`Rule.base`). A sheet
+that follows the templates rounds where torch rounds, except where torch's CPU kernels fuse a
+multiply and an add into one rounding (add_ with alpha, lerp_, addcmul_): there the two may
+differ in the last bit.
 
 Tokens:
   {name}   this step's quantity of one element: `param` (its value before the step), `dloss`
@@ -44,15 +47,22 @@ class Stage:
 @dataclass(frozen=True)
 class Rule:
     """One optimizer's update: its hyperparameters besides lr and weight_decay, its stages in
-    torch's order, and the step subtracted from the parameter."""
+    torch's order, the step subtracted, and what it is subtracted from (`base`: the parameter,
+    or AdamW's parameter after its decoupled decay)."""
 
     hyper: tuple[str, ...]
     stages: tuple[Stage, ...]
     step: str
+    base: str = "{param}"
 
     @property
     def new_value(self) -> str:
-        return "{param}-" + self.step
+        return self.base + "-" + self.step
+
+    @property
+    def decoupled(self) -> bool:
+        """Whether weight decay shrinks the parameter (AdamW) rather than adding to the gradient."""
+        return "{$weight_decay}" in self.base
 
     @property
     def states(self) -> tuple[str, ...]:
@@ -61,12 +71,31 @@ class Rule:
 
     def reads(self, token: str) -> bool:
         """Whether a template of the rule holds token, e.g. '{step}' or '{$1-beta1}'."""
-        return any(token in t for t in (self.step, *(s.formula for s in self.stages)))
+        return any(token in t for t in (self.base, self.step, *(s.formula for s in self.stages)))
 
 
 # grad = grad.add(param, alpha=weight_decay): L2, the weight_decay times the value added first
 GRAD = Stage("grad", "{dloss}+{$weight_decay}*{param}",
              "the gradient the optimizer uses: de/d. + weight_decay * value")
+
+# AdamW: the gradient as autograd gives it; the decay acts on the parameter (DECAY) instead
+PLAIN_GRAD = Stage("grad", "{dloss}",
+                   "the gradient the optimizer uses: de/d. itself (AdamW decays the value instead)")
+# param.mul_(1 - lr * weight_decay) before Adam's step; 1 - lr*weight_decay is a Python float
+DECAY = "{param}*(1-{lr}*{$weight_decay})"
+# Adam's moments and step, as adam.py computes them after the gradient (shared by AdamW)
+ADAM_STAGES = (
+    Stage("exp_avg", "{exp_avg-}+{$1-beta1}*({grad}-{exp_avg-})",
+          "exp_avg.lerp_(grad, 1-beta1) = exp_avg + (1-beta1)*(grad-exp_avg)"),
+    Stage("exp_avg_sq", "{exp_avg_sq-}*{$beta2}+{$1-beta2}*{grad}*{grad}",
+          "exp_avg_sq = exp_avg_sq*beta2 + (1-beta2)*grad^2"),
+    # Python floats in torch: 1 - beta1 ** step
+    Stage("bias_correction1", "1-{$beta1}^{step}", "1 - beta1^step"),
+    Stage("bias_correction2", "1-{$beta2}^{step}", "1 - beta2^step"),
+)
+# step_size = lr / bc1; denom = exp_avg_sq.sqrt() / bc2 ** 0.5 + eps;
+# param.addcdiv_(exp_avg, denom, value=-step_size): (step_size * exp_avg) / denom
+ADAM_STEP = "{lr}/{bias_correction1}*{exp_avg}/(SQRT({exp_avg_sq})/{bias_correction2}^0.5+{$eps})"
 
 RULES = {
     "sgd": Rule((), (GRAD,), "{lr}*{grad}"),
@@ -90,18 +119,8 @@ RULES = {
         Stage("square_avg", "{square_avg-}*{$alpha}+{$1-alpha}*{grad}*{grad}",
               "square_avg = square_avg*alpha + (1-alpha)*grad^2"),
     ), "{lr}*{grad}/(SQRT({square_avg})+{$eps})"),
-    "adam": Rule(("beta1", "beta2", "eps"), (
-        GRAD,
-        Stage("exp_avg", "{exp_avg-}+{$1-beta1}*({grad}-{exp_avg-})",
-              "exp_avg.lerp_(grad, 1-beta1) = exp_avg + (1-beta1)*(grad-exp_avg)"),
-        Stage("exp_avg_sq", "{exp_avg_sq-}*{$beta2}+{$1-beta2}*{grad}*{grad}",
-              "exp_avg_sq = exp_avg_sq*beta2 + (1-beta2)*grad^2"),
-        # Python floats in torch: 1 - beta1 ** step
-        Stage("bias_correction1", "1-{$beta1}^{step}", "1 - beta1^step"),
-        Stage("bias_correction2", "1-{$beta2}^{step}", "1 - beta2^step"),
-        # step_size = lr / bc1; denom = exp_avg_sq.sqrt() / bc2 ** 0.5 + eps;
-        # param.addcdiv_(exp_avg, denom, value=-step_size): (step_size * exp_avg) / denom
-    ), "{lr}/{bias_correction1}*{exp_avg}/(SQRT({exp_avg_sq})/{bias_correction2}^0.5+{$eps})"),
+    "adam": Rule(("beta1", "beta2", "eps"), (GRAD, *ADAM_STAGES), ADAM_STEP),
+    "adamw": Rule(("beta1", "beta2", "eps"), (PLAIN_GRAD, *ADAM_STAGES), ADAM_STEP, base=DECAY),
 }
 
 

@@ -9,7 +9,12 @@ import numpy as np
 from cfxl.records.types.slice import Slice
 
 
-SLICE_OPTIMIZERS = ("sgd", "momentum", "adam")  # the slice sheets' optimizers, cfxl.engine's names
+# the optimizers of the slice model's sheets, cfxl.engine's names: the unrolled train sheet's
+# optimizer cell chooses among these (its one update formula subtracts the chosen rule's step
+# from the value, which AdamW's decay of the value itself does not fit), and the cf_* sheets
+# add AdamW (cf_adamw)
+SLICE_OPTIMIZERS = ("sgd", "momentum", "adam")
+CF_OPTIMIZERS = (*SLICE_OPTIMIZERS, "adamw")
 SLICE_PARAMS = ("u_weight", "i_weight", "u_bias", "i_bias")  # the order of elements in a step
 
 
@@ -17,14 +22,14 @@ SLICE_PARAMS = ("u_weight", "i_weight", "u_bias", "i_bias")  # the order of elem
 class OptSteps:
     """One optimizer's run, each parameter element a column, in CFStepRecords.names' order."""
 
-    opt: str                  # one of SLICE_OPTIMIZERS
-    optimizer: str            # torch's class: "SGD" or "Adam"
+    opt: str                  # one of CF_OPTIMIZERS
+    optimizer: str            # torch's class: "SGD", "Adam" or "AdamW"
     hyper: dict               # torch's param-group settings: lr, momentum, betas, eps, weight_decay
     lr: np.ndarray            # (steps,) the lr used at each step
     loss: np.ndarray          # (steps,) the batch's MSE before the step
     value: np.ndarray         # (steps, n_elements) before the step
     grad: np.ndarray          # (steps, n_elements) autograd's gradient of the batch MSE
-    grad_used: np.ndarray     # (steps, n_elements) grad + weight_decay * value
+    grad_used: np.ndarray     # (steps, n_elements) grad + weight_decay * value (AdamW: grad)
     value_after: np.ndarray   # (steps, n_elements)
     state: dict[str, np.ndarray]  # torch's names, after the step: (steps, n_elements);
     # a live run's forward pass at each of the slice's ratings (long order), before each step;

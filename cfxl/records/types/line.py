@@ -10,11 +10,13 @@ import numpy as np
 
 TRUE_B, TRUE_A = 30.0, 2.0  # the lesson's "a=2, b=30"
 LINE_PARAMS = ("b", "a")  # the line's parameters, in the sheets' order
-# a sheet each: the lesson's, eve after adam_ann
-LINE_OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adam_ann", "eve")
+# a sheet each: the lesson's, adamw (fastai's default) beside adam, eve after adam_ann
+LINE_OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw", "adam_ann", "eve")
 LINE_SHEETS = {"sgd": "basic SGD", "momentum": "momentum", "adagrad": "adagrad",
-               "rmsprop": "rmsprop", "adam": "adam", "adam_ann": "adam_ann", "eve": "eve"}
+               "rmsprop": "rmsprop", "adam": "adam", "adamw": "adamw", "adam_ann": "adam_ann",
+               "eve": "eve"}
 LESSON_ONLY = ("eve",)  # torch has no Eve: its sheet follows the lesson's rules under either rules
+TORCH_ONLY = ("adamw",)  # the lesson has no AdamW: its sheet follows torch's under either rules
 COMPARE_SHEET = "compare"  # every line sheet's loss by epoch, and its b and a against the truth
 LINE_RULES = ("torch", "lesson")  # torch.optim's, or the lesson spreadsheet's own
 ANNEAL_RATIO, ANNEAL_DIVISOR = 2.0, 4.0  # lesson adam_ann: lr / 4 when the gradients grow 2x
@@ -44,7 +46,8 @@ class LineHyper:
     alpha: float = 0.99            # RMSprop's decay of square_avg; the lesson's rmsprop beta
     betas: tuple[float, float] = (0.9, 0.999)  # Adam's (torch's defaults)
     eps: float = 1e-8              # RMSprop and Adam; Adagrad uses torch's 1e-10
-    weight_decay: float = 0.0      # L2, added to the gradient as torch.optim does
+    weight_decay: float = 0.0      # L2, added to the gradient as torch.optim does; AdamW's
+    #                                decoupled: the value shrinks by lr * weight_decay first
     gamma: float = 1.0             # adam_ann: StepLR's factor, applied after each epoch
     beta3: float = 0.9             # eve: the decay of its average loss volatility d
     start: tuple[float, float] = (1.0, 1.0)  # (b, a) before the first step, the lesson's guesses
@@ -67,6 +70,7 @@ class LineRecords:
     err2: np.ndarray              # (pred - y)^2, the loss of the step's one row
     grad: np.ndarray              # (steps, 2) autograd's de/db, de/da
     grad_used: np.ndarray         # (steps, 2) as the optimizer uses it: + weight_decay * value
+    #                               (AdamW: the gradient itself)
     state: dict[str, np.ndarray]  # after the step, torch's names (lesson: mom, ms, histgrad)
     derived: dict[str, np.ndarray]  # (steps,) per-step numbers inside the update (bias corrections)
     lr: np.ndarray                # (steps,) lr used
