@@ -1,0 +1,76 @@
+"""fit --sparse's compiled batch step (cfxl.engine.compiled) against autograd: EmbeddingDotBias's
+gradients, and whole runs with and without it, in float64."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cfxl.data.ratings import read_ratings
+from cfxl.engine import compiled, train
+from cfxl.engine.models import EmbeddingDotBias
+from cfxl.engine.train import Config, fit, make_optimizers
+from tolerance import assert_close, running_size
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("numba") is None,
+                                reason="numba not installed: --sparse takes autograd's step")
+
+
+def test_the_compiled_pass_gives_autograds_gradient_rows():
+    from cfxl.engine.dotbias_cpu import dotbias_grads
+
+    torch.manual_seed(0)
+    model = EmbeddingDotBias(9, 7, 4, y_range=(0.5, 5.0), sparse=True).double()
+    for e in (model.u_weight, model.i_weight, model.u_bias, model.i_bias):
+        e.weight.data.normal_(0, 0.6)  # predictions spread over the range, not all near its middle
+    rng = np.random.default_rng(1)
+    users, movies = torch.as_tensor(rng.integers(0, 9, 40)), torch.as_tensor(rng.integers(0, 7, 40))
+    y = torch.as_tensor(rng.uniform(0.5, 5.0, 40))
+    pred = model(users, movies)
+    F.mse_loss(pred, y).backward()
+    tables = [model.u_weight.weight, model.i_weight.weight, model.u_bias.weight, model.i_bias.weight]
+    got = [np.empty((40, k)) for k in (4, 4, 1, 1)]
+    sse = dotbias_grads(users.numpy(), movies.numpy(), y.numpy(),
+                        *[t.detach().numpy() for t in tables], 0.5, 4.5, 2 / 40, *got)
+    assert_close(sse, float(((pred - y) ** 2).sum().detach()), scale=float((y ** 2).sum()))
+    for t, rows, idx in zip(tables, got, (users, movies, users, movies)):
+        want = t.grad.coalesce().to_dense().numpy()
+        mine = np.zeros_like(want)
+        np.add.at(mine, idx.numpy(), rows)
+        # a row's gradient sums its lookups' rows: judged against the size of those terms
+        size = np.zeros_like(want)
+        np.add.at(size, idx.numpy(), np.abs(rows))
+        assert_close(mine, want, scale=size)
+
+
+@pytest.fixture(scope="module")
+def ratings(tmp_path_factory):
+    rng = np.random.default_rng(5)
+    rows = [f"{u},{m},{rng.integers(1, 11) / 2},0" for u in range(40) for m in rng.choice(30, 12, replace=False)]
+    path = tmp_path_factory.mktemp("fit") / "ratings.csv"
+    path.write_text("userId,movieId,rating,timestamp\n" + "\n".join(rows) + "\n")
+    return read_ratings(path)
+
+
+@pytest.mark.parametrize("opt", ["adam", "adamw", "momentum"])
+def test_a_compiled_run_is_autograds_run(ratings, opt, monkeypatch):
+    """The whole fit --sparse, one-cycle schedule and weight decay included, with the compiled
+    step and with autograd's: the same parameters at each epoch's end, in float64."""
+    config = Config(model="dotbias", n_factors=5, opt=opt, lr=0.02, bs=16, epochs=2,
+                    weight_decay=1e-3, sparse=True, dtype="float64", device="cpu", keep_best=False)
+    model = fit(config, ratings, progress=False).model
+    assert compiled.compiled_step(model, make_optimizers(config, model), 16) is not None
+    monkeypatch.setattr(train, "compiled_step", lambda *a: None)
+    reference = fit(config, ratings, progress=False).model
+    for name, want in reference.state_dict().items():
+        got = model.state_dict()[name].numpy()
+        assert_close(got, want.numpy(), scale=np.abs(want.numpy()).max(), err_msg=name)
+
+
+def test_other_runs_take_autograds_step(ratings):
+    for kw in (dict(sparse=False), dict(model="dot"), dict(opt="adagrad"), dict(model="net")):
+        config = Config(**{**dict(model="dotbias", n_factors=3, sparse=True, device="cpu"), **kw})
+        _, _, _, model = train.start(config, ratings)
+        assert compiled.compiled_step(model, make_optimizers(config, model), 64) is None, kw
