@@ -1,9 +1,9 @@
 """fit()'s batch step as compiled passes where cfxl has them: EmbeddingDotBias on --sparse, on
 the CPU, with a row-sparse optimizer that has a compiled rule (numba installed, the `fast` extra).
 
-The forward and backward pass (cfxl.engine.dotbias_cpu) hand the optimizer the per-lookup
-gradient rows autograd would (tests/test_rowsparse_fit.py proves them equal), and its step_rows
-applies torch's rule to the touched rows; the model's .grad stays unset. Anything else (another
+The forward and backward pass (cfxl.engine.dotbias_cpu) hand the optimizer the touched rows'
+gradients autograd would (tests/test_rowsparse_fit.py proves them equal), and its step_rows
+applies torch's rule to those rows; the model's .grad stays unset. Anything else (another
 model, a GPU, a recorded or distributed run) takes autograd's step.
 """
 
@@ -17,12 +17,13 @@ from torch import nn
 
 from cfxl.engine.models import EmbeddingDotBias
 
-BatchStep = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], float]
+BatchStep = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], float]
 
 
 def compiled_step(model: nn.Module, opts: list, bs: int) -> BatchStep | None:
-    """A function (users, movies, y) -> the batch's summed squared error that trains one batch
-    of at most bs ratings, or None where autograd's step is needed."""
+    """A function (batch, users, movies, y) -> the batch's summed squared error that trains one
+    batch of at most bs ratings (batch: their positions in users, movies and y), or None where
+    autograd's step is needed."""
     if not isinstance(model, EmbeddingDotBias) or not model.u_weight.sparse or len(opts) != 1:
         return None
     [opt] = opts
@@ -39,17 +40,19 @@ def compiled_step(model: nn.Module, opts: list, bs: int) -> BatchStep | None:
     dtype = arrays[0].dtype.type  # the scalars in the tables' dtype, as torch casts them
     lo, hi = model.y_range
     k = arrays[0].shape[1]
+    slots = opt.slot(tables[0]), opt.slot(tables[1])  # users', movies' (the biases share them)
+    rows = np.empty(bs, np.int64), np.empty(bs, np.int64)
     grads = [np.empty((bs, k), arrays[0].dtype), np.empty((bs, k), arrays[0].dtype),
              np.empty((bs, 1), arrays[0].dtype), np.empty((bs, 1), arrays[0].dtype)]
 
-    def step(users: torch.Tensor, movies: torch.Tensor, y: torch.Tensor) -> float:
-        n = len(y)
-        u, m = users.numpy(), movies.numpy()  # (n,) each
-        g = [a[:n] for a in grads]
-        sse = dotbias_grads(u, m, y.numpy(), *arrays, dtype(lo), dtype(hi - lo), dtype(2.0 / n),
-                            *g)
-        opt.step_rows({tables[0]: (u, g[0]), tables[1]: (m, g[1]), tables[2]: (u, g[2]),
-                       tables[3]: (m, g[3])})
+    def step(batch: torch.Tensor, users: torch.Tensor, movies: torch.Tensor,
+             y: torch.Tensor) -> float:
+        sse, r_u, r_m = dotbias_grads(batch.numpy(), users.numpy(), movies.numpy(), y.numpy(),
+                                      *arrays, dtype(lo), dtype(hi - lo), dtype(2.0 / len(batch)),
+                                      *slots, *rows, *grads)
+        u, m = rows[0][:r_u], rows[1][:r_m]
+        opt.step_rows({tables[0]: (u, grads[0][:r_u]), tables[1]: (m, grads[1][:r_m]),
+                       tables[2]: (u, grads[2][:r_u]), tables[3]: (m, grads[3][:r_m])})
         return sse
 
     return step

@@ -79,7 +79,8 @@ class _RowSparse(torch.optim.Optimizer):
         self._cpu = _kernels(fused)
         self._slots: dict = {}  # per table on the CPU path: (n_rows,) of -1, the kernels' scratch
 
-    def _slot(self, p: torch.Tensor) -> np.ndarray:
+    def slot(self, p: torch.Tensor) -> np.ndarray:
+        """p's scratch for coalescing on the CPU: (n_rows,) of -1, left so by every use."""
         if p not in self._slots:
             self._slots[p] = np.full(len(p), -1, dtype=np.int64)
         return self._slots[p]
@@ -113,24 +114,26 @@ class _RowSparse(torch.optim.Optimizer):
                 if self.compiled and p.grad.is_sparse and p.device.type == "cpu" \
                         and p.dtype in (torch.float32, torch.float64):  # numpy's dtypes
                     g = p.grad
-                    self._step_rows(p, group, g._indices()[0].numpy(), g._values().numpy())
+                    rows = self._cpu.coalesce(g._indices()[0].numpy(), g._values().numpy(),
+                                              self.slot(p))
+                    self._step_rows(p, group, *rows)
                 else:
                     self._update(p, *touched(p.grad, seen), self._state_of(p, group), group)
         return loss
 
     @torch.no_grad()
     def step_rows(self, grads: dict) -> None:
-        """step() for gradients given as {parameter: (indices (n,), rows (n, k))}, numpy
-        arrays, one row a lookup (what a sparse gradient holds, uncoalesced): the compiled
-        pass on CPU tables in float32 or float64 (`compiled`)."""
+        """step() for gradients given as {parameter: (rows (r,), summed (r, k))}, numpy
+        arrays, each touched row once with its gradient summed over its lookups (a coalesced
+        sparse gradient): the compiled pass on CPU tables in float32 or float64 (`compiled`)."""
         self._opt_called = True  # what step()'s wrapper tells an lr scheduler: it has stepped
         for group in self.param_groups:
             for p in group["params"]:
                 if p in grads:
                     self._step_rows(p, group, *grads[p])
 
-    def _step_rows(self, p, group, idx: np.ndarray, values: np.ndarray) -> None:
-        arrays = (idx, values, self._slot(p), p.detach().numpy())
+    def _step_rows(self, p, group, rows: np.ndarray, summed: np.ndarray) -> None:
+        arrays = (rows, summed, p.detach().numpy())
         self._fused(self._cpu, arrays, self._state_of(p, group), group)
 
 
@@ -178,7 +181,7 @@ class RowSparseAdam(_RowSparse):
     def _fused(cpu, arrays, state, group) -> None:
         lr, (beta1, beta2), step = group["lr"], group["betas"], state["step"]
         wd, decay = group["weight_decay"], group["decoupled"]
-        scalar = arrays[3].dtype.type  # the table's dtype, as torch casts a Python scalar
+        scalar = arrays[2].dtype.type  # the table's dtype, as torch casts a Python scalar
         cpu.adam(*arrays, state["exp_avg"].numpy(), state["exp_avg_sq"].numpy(),
                  *map(scalar, (1 - lr * wd if decay else 1, 0 if decay else wd, 1 - beta1, beta2,
                                1 - beta2, group["eps"], lr / (1 - beta1 ** step),
@@ -214,8 +217,8 @@ class RowSparseSGD(_RowSparse):
     @staticmethod
     def _fused(cpu, arrays, state, group) -> None:
         buf = state.get("momentum_buffer")
-        scalar = arrays[3].dtype.type  # the table's dtype, as torch casts a Python scalar
-        cpu.sgd(*arrays, arrays[3][:0] if buf is None else buf.numpy(),
+        scalar = arrays[2].dtype.type  # the table's dtype, as torch casts a Python scalar
+        cpu.sgd(*arrays, arrays[2][:0] if buf is None else buf.numpy(),
                 *map(scalar, (group["lr"], group["momentum"], group["weight_decay"])))
 
 

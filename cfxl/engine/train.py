@@ -299,7 +299,7 @@ def fit(config: Config, ratings: Ratings, *, recorder=None, progress: bool | Non
     for epoch in range(1, c.n_epochs + 1):
         t0 = time.perf_counter()
         perm = torch.randperm(n_train, generator=gen).to(device)  # (n_train,)
-        total, lr = run_epoch(loop, u_tr[perm], m_tr[perm], y_tr[perm], c.bs,
+        total, lr = run_epoch(loop, u_tr, m_tr, y_tr, perm, c.bs,
                               desc=f"epoch {epoch}/{c.n_epochs}", progress=progress)
         train_loss = float(distributed.sum_over(world, total)) / n_train
         if not math.isfinite(train_loss):
