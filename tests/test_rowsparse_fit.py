@@ -1,5 +1,5 @@
-"""fit --sparse's compiled batch step (cfxl.engine.compiled) against autograd: EmbeddingDotBias's
-gradients, and whole runs with and without it, in float64."""
+"""fit's compiled batch step (cfxl.engine.compiled) against autograd: EmbeddingDotBias's
+gradients, and whole runs with and without it (--sparse and dense), in float64."""
 
 import importlib.util
 
@@ -58,12 +58,15 @@ def ratings(tmp_path_factory):
     return read_ratings(path)
 
 
-@pytest.mark.parametrize("opt", ["adam", "adamw", "momentum"])
-def test_a_compiled_run_is_autograds_run(ratings, opt, monkeypatch):
-    """The whole fit --sparse, one-cycle schedule and weight decay included, with the compiled
-    step and with autograd's: the same parameters at each epoch's end, in float64."""
+@pytest.mark.parametrize("opt, sparse", [("adam", True), ("adamw", True), ("momentum", True),
+                                         ("adam", False), ("adamw", False), ("rmsprop", False)])
+def test_a_compiled_run_is_autograds_run(ratings, opt, sparse, monkeypatch):
+    """A whole fit, one-cycle schedule and weight decay included, with the compiled step and
+    with autograd's: the same parameters at the end, in float64; --sparse with the row-sparse
+    optimizers, the dense path with torch.optim's own."""
     config = Config(model="dotbias", n_factors=5, opt=opt, lr=0.02, bs=16, epochs=2,
-                    weight_decay=1e-3, sparse=True, dtype="float64", device="cpu", keep_best=False)
+                    weight_decay=1e-3, sparse=sparse, dtype="float64", device="cpu",
+                    keep_best=False)
     model = fit(config, ratings, progress=False).model
     assert compiled.compiled_step(model, make_optimizers(config, model), 16) is not None
     monkeypatch.setattr(train, "compiled_step", lambda *a: None)
@@ -74,7 +77,7 @@ def test_a_compiled_run_is_autograds_run(ratings, opt, monkeypatch):
 
 
 def test_other_runs_take_autograds_step(ratings):
-    for kw in (dict(sparse=False), dict(model="dot"), dict(opt="adagrad"), dict(model="net")):
+    for kw in (dict(model="dot"), dict(opt="adagrad"), dict(model="net"), dict(model="dot", sparse=False)):
         config = Config(**{**dict(model="dotbias", n_factors=3, sparse=True, device="cpu"), **kw})
         _, _, _, model = train.start(config, ratings)
         assert compiled.compiled_step(model, make_optimizers(config, model), 64) is None, kw

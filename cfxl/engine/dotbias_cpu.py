@@ -94,3 +94,15 @@ def dotbias_grads(batch, users, movies, y, u_weight, i_weight, u_bias, i_bias, l
     for s in range(r_m):
         slot_m[rows_m[s]] = -1
     return sse, r_u, r_m
+
+
+@_jit
+def densify(grad, stale, rows, summed):  # pragma: no cover (compiled)
+    """A whole-table gradient from the touched rows: the stale rows (the last batch's) set to
+    zero, then rows set to summed; grad is zero everywhere else already."""
+    for s in range(stale.shape[0]):
+        for c in range(grad.shape[1]):
+            grad[stale[s], c] = 0
+    for s in range(rows.shape[0]):
+        for c in range(grad.shape[1]):
+            grad[rows[s], c] = summed[s, c]
