@@ -333,5 +333,6 @@ def fit(config: Config, ratings: Ratings, *, recorder=None, progress: bool | Non
                   on="validation" if len(y_va) else "training", hint=_lr_hint(c))
     return Trained(model=model, config=c, users=ratings.users, movies=ratings.movies,
                    y_range=y_range, history=history, titles=ratings.titles,
-                   source=str(ratings.source), sha256=file_sha256(ratings.source),
+                   source=str(ratings.source or ""),  # None: Ratings made in memory
+                   sha256=file_sha256(ratings.source) if ratings.source else "",
                    device=str(device), trace=None if recorder is None else recorder.result())
