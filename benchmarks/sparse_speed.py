@@ -2,11 +2,15 @@
 row-sparse Adam (cfxl.engine.rowsparse), against the memory-bandwidth bound, on synthetic
 ml-1m-shaped data (6,040 users x 3,706 movies, 1,000,209 ratings, made here with numpy).
 
-Each optimizer trains the same EmbeddingDotBias (50 factors) from the same start, in the loop
-fit() runs (one permutation an epoch, batches sliced from it, Adam at a constant lr, no weight
-decay so the three rules are comparable); ratings/s is the median epoch's, and val RMSE is after
-the same number of epochs. Then fit() itself runs the dense and the --sparse path end to end
-(cfxl's defaults but bs, threads and epochs).
+First the optimizers alone: each trains the same EmbeddingDotBias (50 factors) from the same
+start in a bare loop (one permutation an epoch, batches sliced from it, autograd's backward, Adam
+at a constant lr, no weight decay so the three rules are comparable); ratings/s is the median
+epoch's, val RMSE after the same number of epochs. Then fit() itself, end to end, with cfxl's
+defaults but bs and epochs (one cycle, weight decay 1e-4, the best epoch kept): the dense path,
+torch's SparseAdam in fit's place (it takes no weight decay), --sparse through autograd (the
+compiled batch step switched off) and --sparse as it runs (cfxl.engine.compiled). Two rates:
+an epoch's (the median; its validation pass included) and the whole fit() call's (setup, the
+untrained model's validation and the checks included).
 
 The bound: bytes a row-sparse step must move per rating (below, `bytes_per_rating`) divided
 into the copy bandwidth measured here (a 256 MB tensor copy, read + write counted).
@@ -31,6 +35,7 @@ import torch.nn.functional as F
 
 from cfxl.data.ratings import read_ratings
 from cfxl.engine.evaluate import evaluate
+from cfxl.engine import train as training
 from cfxl.engine.rowsparse import RowSparseAdam
 from cfxl.engine.train import Config, fit, start
 
@@ -74,16 +79,18 @@ def copy_bandwidth() -> float:
 
 
 def bytes_per_rating(u: torch.Tensor, m: torch.Tensor, bs: int) -> float:
-    """What one rating costs in memory traffic, float32, at least: the forward reads its user's
-    and movie's factors and bias (2 x 51 x 4 B) and writes them as activations (as much again);
-    the backward writes one gradient row per lookup and the step reads it back (2 x 2 x 51 x 4);
-    each touched row's parameter, exp_avg and exp_avg_sq are read and written once (6 x 51 x 4 B
-    per row), and a batch touches fewer rows than it has ratings (its distinct users + movies,
-    counted here over the first epoch's batches)."""
+    """What one rating costs in memory traffic, float32, at least, on the row-sparse path as
+    fit --sparse runs it (one compiled pass: cfxl.engine.dotbias_cpu): each rating reads its
+    user's and movie's factors and bias (2 x 51 x 4 B); each touched row's summed gradient is
+    written and read back (2 x 51 x 4 B), and its parameter, exp_avg and exp_avg_sq read and
+    written once (6 x 51 x 4 B); a batch touches fewer rows than it has ratings (its distinct
+    users + movies, counted here over the first epoch's batches). Through autograd a rating
+    moves more (activations, one gradient row per lookup), so the bound is the compiled pass's.
+    The rows are read at random, so the copy bandwidth flatters what they can reach."""
     row = (K + 1) * 4
     touched = sum(len(torch.unique(u[i:i + bs])) + len(torch.unique(m[i:i + bs]))
                   for i in range(0, len(u), bs))
-    return 2 * 2 * row + 2 * 2 * row + 6 * row * touched / len(u)
+    return 2 * row + 8 * row * touched / len(u)
 
 
 def train(kind: str, c: Config, data) -> dict:
@@ -127,6 +134,7 @@ def run(args, data) -> None:
     c = Config(model="dotbias", n_factors=K, opt="adam", lr=args.lr, bs=args.bs,
                epochs=args.epochs, schedule="constant", weight_decay=0.0, device="cpu")
     train("rowsparse", replace(c, epochs=1), data)  # numba compiles (or loads its cache) here
+    fit(Config(device="cpu", sparse=True, epochs=1), data, progress=False)  # and here
     rows = {kind: train(kind, c, data) for kind in ("dense", "SparseAdam", "rowsparse")}
     bandwidth = copy_bandwidth()
     per_rating = bytes_per_rating(rows["dense"]["u"], rows["dense"]["m"], args.bs)
@@ -137,13 +145,39 @@ def run(args, data) -> None:
     for kind, r in rows.items():
         print(f"{kind:<28}{r['ratings_per_s'] / 1e6:>11.2f}M{r['ratings_per_s'] / bound:>10.0%}"
               f"{r['val_rmse']:>10.4f}")
-    print(f"{'fit(), cfxl defaults':<28}{'ratings/s':>12}{'':>10}{'val RMSE':>10}")
-    for sparse in (False, True):
-        fc = Config(bs=args.bs, epochs=args.epochs, device="cpu", sparse=sparse)
-        history = fit(fc, data, progress=False).history
-        rate = len(rows["dense"]["u"]) / statistics.median(h["seconds"] for h in history)
-        print(f"{'fit --sparse' if sparse else 'fit (dense)':<28}{rate / 1e6:>11.2f}M{'':>10}"
-              f"{history[-1]['val_rmse']:>10.4f}")
+    print(f"{'fit(), cfxl defaults':<28}{'ratings/s':>12}{'of bound':>10}{'val RMSE':>10}"
+          f"{'whole fit':>12}{'vs dense':>10}")
+    fits = {name: fit_rate(name, replace(fc, bs=args.bs, epochs=args.epochs), data)
+            for name, fc in FITS.items()}
+    for name, r in fits.items():
+        print(f"{name:<28}{r['epoch'] / 1e6:>11.2f}M{r['epoch'] / bound:>10.0%}"
+              f"{r['val_rmse']:>10.4f}{r['whole'] / 1e6:>11.2f}M"
+              f"{r['epoch'] / fits['fit (dense)']['epoch']:>9.1f}x")
+
+
+FITS = {"fit (dense)": Config(device="cpu"),
+        "fit, torch SparseAdam": Config(device="cpu", sparse=True),
+        "fit --sparse, autograd": Config(device="cpu", sparse=True),
+        "fit --sparse": Config(device="cpu", sparse=True)}
+
+
+def fit_rate(name: str, c: Config, data) -> dict:
+    """fit() end to end: ratings/s of its median epoch and of the whole call, the kept val RMSE."""
+    saved = training.make_optimizers, training.compiled_step
+    if name == "fit, torch SparseAdam":
+        training.make_optimizers = lambda c, model: [torch.optim.SparseAdam(model.parameters(),
+                                                                            lr=c.lr)]
+    if name == "fit --sparse, autograd":
+        training.compiled_step = lambda *a: None
+    try:
+        t0 = time.perf_counter()
+        trained = fit(c, data, progress=False)
+        seconds = time.perf_counter() - t0
+    finally:
+        training.make_optimizers, training.compiled_step = saved
+    history, n = trained.history, len(data) - int(len(data) * c.val_pct)  # as split() takes it
+    return {"epoch": n / statistics.median(h["seconds"] for h in history),
+            "whole": n * len(history) / seconds, "val_rmse": trained.kept["val_rmse"]}
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 Every measurement runs in its own child process, so its peak memory is its own and thread
 settings do not leak. Same data, split, model (EmbeddingDotBias, 50 factors) and optimizer
-(Adam, or SparseAdam on the sparse path) everywhere; the reference differs only in feeding
-batches through `torch.utils.data.DataLoader` over a `TensorDataset`, the ordinary way.
+(Adam; cfxl's row-sparse Adam on the sparse path) everywhere; the reference differs only in
+feeding batches through `torch.utils.data.DataLoader` over a `TensorDataset`, the ordinary way.
 When scikit-surprise is installed, its SVD runs on the same split and cfxl's fast path is timed
 to reach Surprise's validation RMSE.
 
@@ -87,7 +87,8 @@ def reference_fit(config, data) -> list[dict]:
 
     from cfxl.data.ratings import split
     from cfxl.engine.models import make_model
-    from cfxl.engine.train import evaluate, make_optimizers
+    from cfxl.engine.evaluate import evaluate
+    from cfxl.engine.train import make_optimizers
 
     torch.manual_seed(config.seed)
     tr, va = (torch.from_numpy(i) for i in split(len(data), config.val_pct, config.seed))

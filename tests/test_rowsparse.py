@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 import cfxl.engine
-from cfxl.engine.rowsparse import RowSparseAdam, RowSparseSGD, row_sparse_optimizer
+from cfxl.engine.rowsparse import (RowSparseAdagrad, RowSparseAdam, RowSparseSGD,
+                                   row_sparse_optimizer)
 from cfxl.engine.train import Config, make_optimizers
 from cfxl.errors import CfxlError
 from tolerance import assert_close, running_size
@@ -26,6 +27,7 @@ RULES = {
     "momentum": (torch.optim.SGD, dict(lr=0.1, momentum=0.9, weight_decay=0.01)),
     "adam": (torch.optim.Adam, dict(lr=0.05, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.01)),
     "adamw": (torch.optim.AdamW, dict(lr=0.05, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1)),
+    "adagrad": (torch.optim.Adagrad, dict(lr=0.3, eps=1e-6, weight_decay=0.01)),
 }
 
 
@@ -73,7 +75,8 @@ def test_rows_touched_every_step_follow_torchs_dense_rule(rule, fused):
     theirs, torchs = train(lambda p: cls(p, foreach=False, **kw), batches(touch_all=True),
                            sparse=False)
     assert_close(ours, theirs, scale=running_size(theirs), err_msg=f"{rule} parameters")
-    names = {"sgd": [], "momentum": ["momentum_buffer"]}.get(rule, ["exp_avg", "exp_avg_sq"])
+    names = {"sgd": [], "momentum": ["momentum_buffer"], "adagrad": ["sum"]}.get(
+        rule, ["exp_avg", "exp_avg_sq"])
     for name in names:
         assert_close(state(mine, name), state(torchs, name),
                      scale=np.abs(state(torchs, name)).max(), err_msg=name)
@@ -151,11 +154,25 @@ def test_fused_without_numba_says_how_to_install(monkeypatch):
         RowSparseAdam([nn.Parameter(torch.zeros(2, 2))], fused=True)
 
 
-def test_sparse_fit_uses_the_row_sparse_optimizers():
+@pytest.mark.filterwarnings("ignore:Sparse invariant checks")  # torch's, from its sparse Adagrad
+def test_rows_touched_sometimes_follow_torchs_sparse_adagrad():
+    """Lazy Adagrad is torch's own on a sparse gradient (which takes no weight decay)."""
+    kw = dict(lr=0.3, eps=1e-6)
+    ours, mine = train(lambda p: RowSparseAdagrad(p, **kw), batches(touch_all=False), sparse=True)
+    theirs, torchs = train(lambda p: torch.optim.Adagrad(p, **kw), batches(touch_all=False),
+                           sparse=True)
+    assert_close(ours, theirs, scale=running_size(theirs))
+    assert_close(state(mine, "sum"), state(torchs, "sum"), scale=np.abs(state(torchs, "sum")).max())
+
+
+def test_sparse_fit_gives_the_row_sparse_optimizers_its_weight_decay():
+    """--sparse decays lazily in the optimizer: torch's rule on the touched rows (proven above
+    on rows touched every step), not a penalty in fit's loss."""
     model = nn.Embedding(5, 2, sparse=True)
-    for opt, kind in [("adam", RowSparseAdam), ("sgd", RowSparseSGD), ("momentum", RowSparseSGD)]:
+    kinds = [("adam", RowSparseAdam), ("adamw", RowSparseAdam), ("sgd", RowSparseSGD),
+             ("momentum", RowSparseSGD), ("adagrad", RowSparseAdagrad)]
+    for opt, kind in kinds:
         [o] = make_optimizers(Config(opt=opt, sparse=True, weight_decay=0.1), model)
-        assert type(o) is kind
-        assert o.defaults["weight_decay"] == 0.0  # fit's loss carries the L2 of the touched rows
+        assert type(o) is kind and o.defaults["weight_decay"] == 0.1
     [o] = make_optimizers(Config(opt="adagrad", sparse=True), model)
-    assert type(o) is torch.optim.Adagrad
+    assert o.defaults["eps"] == 1e-10  # torch's Adagrad default, as the dense path keeps it

@@ -88,7 +88,8 @@ training_options = options(  # each a cfxl.engine.train.Config field
     click.option("--device", help="auto, cpu, cuda, cuda:N or mps. [default: auto]"),
     click.option("--dtype", type=click.Choice(["float32", "float64"]), help="[default: float32]"),
     click.option("--sparse", is_flag=True, default=None,
-                 help="Sparse embedding gradients (sgd, adagrad, adam)."))
+                 help="Sparse embedding gradients, lazy updates (sgd, momentum, adam, adamw, "
+                 "adagrad): only the rows a batch uses move, and only they decay (--wd)."))
 
 
 def noted(data):

@@ -11,10 +11,12 @@ from cfxl.errors import CfxlError
 DIVERGED = 1.1  # a run ending above 1.1 times the MSE of both the mean and its start diverged
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(model: nn.Module, u: torch.Tensor, m: torch.Tensor, y: torch.Tensor,
-             chunk: int = 1 << 18) -> float:
-    """Mean squared error over all given ratings, in eval mode (dropout off)."""
+             chunk: int = 1 << 14) -> float:
+    """Mean squared error over all given ratings, in eval mode (dropout off). In chunks small
+    enough that a chunk's looked-up rows stay in the CPU's cache: 16k ratings took a tenth of
+    the time of 256k (ml-1m's shape, one thread)."""
     model.eval()
     total = torch.zeros((), dtype=torch.float64, device=y.device)
     for i in range(0, len(y), chunk):

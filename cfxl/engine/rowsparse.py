@@ -1,5 +1,5 @@
-"""Row-sparse optimizers for embedding tables: torch's Adam, AdamW and SGD rules applied only to
-the rows a batch touched, lazily (an untouched row's state waits, as in torch.optim.SparseAdam).
+"""Row-sparse optimizers for embedding tables: torch's Adam, AdamW, SGD and Adagrad rules applied
+only to the rows a batch touched, lazily (an untouched row's state waits, as in torch.optim.SparseAdam).
 
 Why: nn.Embedding(sparse=True) hands the optimizer one gradient row per rating, uncoalesced, and
 torch's SparseAdam spends most of a CPU step coalescing it and in three sparse adds. Here the
@@ -7,9 +7,12 @@ touched rows are found once per index tensor and step (torch.unique; a table's w
 share their indices), their gradients summed with index_add_, the rows gathered with
 index_select, updated by torch's single-tensor rule in its order of operations, and written back
 with index_copy_. On rows touched every step the result is torch.optim's dense Adam / AdamW / SGD
-(tests/test_rowsparse.py); a dense gradient updates the whole tensor by the same rule. On the CPU,
+/ Adagrad, weight decay included (tests/test_rowsparse.py); a dense gradient updates the whole tensor by the same rule. On the CPU,
 when numba is installed (the `fast` extra), the same rule runs as one compiled pass over the
-touched rows (cfxl.engine.rowsparse_cpu), several times faster.
+touched rows (cfxl.engine.rowsparse_cpu), several times faster (Adagrad: torch's ops only).
+
+Weight decay is lazy too: torch's rule on the touched rows only (L2 added to their gradient;
+AdamW's decoupled shrink), as SparseAdam users expect; an untouched row does not decay.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import torch
 
 from cfxl.errors import CfxlError
 
-ROW_SPARSE = ("sgd", "momentum", "adam", "adamw")  # cfxl's names of the rules written here
+ROW_SPARSE = ("sgd", "momentum", "adam", "adamw", "adagrad")  # cfxl's names of the rules here
 
 
 def touched(grad: torch.Tensor, seen: dict) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -67,17 +70,35 @@ def _kernels(fused: bool | None):
 
 class _RowSparse(torch.optim.Optimizer):
     """The step loop shared by the rules: each parameter's touched rows, then `_update` (torch's
-    ops) or `_fused` (one compiled pass, for a sparse gradient on the CPU)."""
+    ops) or `_fused` (one compiled pass, for a sparse gradient on the CPU, where a rule has one)."""
+
+    _fused = None
 
     def __init__(self, params, defaults: dict, fused: bool | None):
         super().__init__(params, defaults)
         self._cpu = _kernels(fused)
         self._slots: dict = {}  # per table on the CPU path: (n_rows,) of -1, the kernels' scratch
 
-    def _slot(self, p: torch.Tensor) -> np.ndarray:
+    def slot(self, p: torch.Tensor) -> np.ndarray:
+        """p's scratch for coalescing on the CPU: (n_rows,) of -1, left so by every use."""
         if p not in self._slots:
             self._slots[p] = np.full(len(p), -1, dtype=np.int64)
         return self._slots[p]
+
+    def _state_of(self, p: torch.Tensor, group: dict) -> dict:
+        """p's state, made on its first step (zeros, torch's names), its step counted."""
+        state = self.state[p]
+        if not state:
+            state["step"] = 0
+            for name in self._state_names(group):
+                state[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state["step"] += 1
+        return state
+
+    @property
+    def compiled(self) -> bool:
+        """Whether a sparse gradient on the CPU takes the compiled pass (step_rows' condition)."""
+        return self._cpu is not None and self._fused is not None
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -90,21 +111,30 @@ class _RowSparse(torch.optim.Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    for name in self._state_names(group):
-                        state[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
-                if self._cpu is not None and p.grad.is_sparse and p.device.type == "cpu" \
+                if self.compiled and p.grad.is_sparse and p.device.type == "cpu" \
                         and p.dtype in (torch.float32, torch.float64):  # numpy's dtypes
                     g = p.grad
-                    arrays = (g._indices()[0].numpy(), g._values().numpy(), self._slot(p),
-                              p.detach().numpy())
-                    self._fused(self._cpu, arrays, state, group)
+                    rows = self._cpu.coalesce(g._indices()[0].numpy(), g._values().numpy(),
+                                              self.slot(p))
+                    self._step_rows(p, group, *rows)
                 else:
-                    self._update(p, *touched(p.grad, seen), state, group)
+                    self._update(p, *touched(p.grad, seen), self._state_of(p, group), group)
         return loss
+
+    @torch.no_grad()
+    def step_rows(self, grads: dict) -> None:
+        """step() for gradients given as {parameter: (rows (r,), summed (r, k))}, numpy
+        arrays, each touched row once with its gradient summed over its lookups (a coalesced
+        sparse gradient): the compiled pass on CPU tables in float32 or float64 (`compiled`)."""
+        self._opt_called = True  # what step()'s wrapper tells an lr scheduler: it has stepped
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p in grads:
+                    self._step_rows(p, group, *grads[p])
+
+    def _step_rows(self, p, group, rows: np.ndarray, summed: np.ndarray) -> None:
+        arrays = (rows, summed, p.detach().numpy())
+        self._fused(self._cpu, arrays, self._state_of(p, group), group)
 
 
 class RowSparseAdam(_RowSparse):
@@ -151,7 +181,7 @@ class RowSparseAdam(_RowSparse):
     def _fused(cpu, arrays, state, group) -> None:
         lr, (beta1, beta2), step = group["lr"], group["betas"], state["step"]
         wd, decay = group["weight_decay"], group["decoupled"]
-        scalar = arrays[3].dtype.type  # the table's dtype, as torch casts a Python scalar
+        scalar = arrays[2].dtype.type  # the table's dtype, as torch casts a Python scalar
         cpu.adam(*arrays, state["exp_avg"].numpy(), state["exp_avg_sq"].numpy(),
                  *map(scalar, (1 - lr * wd if decay else 1, 0 if decay else wd, 1 - beta1, beta2,
                                1 - beta2, group["eps"], lr / (1 - beta1 ** step),
@@ -187,20 +217,47 @@ class RowSparseSGD(_RowSparse):
     @staticmethod
     def _fused(cpu, arrays, state, group) -> None:
         buf = state.get("momentum_buffer")
-        scalar = arrays[3].dtype.type  # the table's dtype, as torch casts a Python scalar
-        cpu.sgd(*arrays, arrays[3][:0] if buf is None else buf.numpy(),
+        scalar = arrays[2].dtype.type  # the table's dtype, as torch casts a Python scalar
+        cpu.sgd(*arrays, arrays[2][:0] if buf is None else buf.numpy(),
                 *map(scalar, (group["lr"], group["momentum"], group["weight_decay"])))
 
 
+class RowSparseAdagrad(_RowSparse):
+    """Lazy Adagrad (lr_decay 0, initial accumulator 0), torch's state `step` and `sum`: the
+    touched rows add their squared gradient (L2 included) to `sum`; torch's ops on any device."""
+
+    def __init__(self, params, *, lr: float = 1e-2, eps: float = 1e-10,
+                 weight_decay: float = 0.0, fused: bool | None = None):
+        super().__init__(params, dict(lr=lr, eps=eps, weight_decay=weight_decay), fused)
+
+    @staticmethod
+    def _state_names(group) -> tuple[str, ...]:
+        return ("sum",)
+
+    @staticmethod
+    def _update(p, rows, grad, state, group) -> None:
+        w = _gather(p, rows)  # (r, k)
+        if group["weight_decay"]:
+            grad = grad.add(w, alpha=group["weight_decay"])
+        total = _gather(state["sum"], rows).addcmul_(grad, grad, value=1)  # (r, k)
+        w.addcdiv_(grad, total.sqrt().add_(group["eps"]), value=-group["lr"])
+        _scatter(p, rows, w)
+        _scatter(state["sum"], rows, total)
+
+
 def row_sparse_optimizer(opt: str, params, *, lr: float, momentum: float = 0.9,
-                         betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                         betas: tuple[float, float] = (0.9, 0.999), eps: float | None = None,
                          weight_decay: float = 0.0, fused: bool | None = None) -> _RowSparse:
     """The row-sparse optimizer for cfxl's name `opt` (ROW_SPARSE), with torch.optim's meanings:
-    "momentum" is SGD with momentum, "adamw" decays the weights decoupled."""
+    "momentum" is SGD with momentum, "adamw" decays the weights decoupled; eps None is the
+    class's own default (Adagrad's 1e-10, Adam's 1e-8), as torch_optimizer's."""
+    extra = {} if eps is None else {"eps": eps}
     if opt in ("sgd", "momentum"):
         return RowSparseSGD(params, lr=lr, momentum=momentum if opt == "momentum" else 0.0,
                             weight_decay=weight_decay, fused=fused)
     if opt in ("adam", "adamw"):
-        return RowSparseAdam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                             decoupled=opt == "adamw", fused=fused)
+        return RowSparseAdam(params, lr=lr, betas=betas, weight_decay=weight_decay,
+                             decoupled=opt == "adamw", fused=fused, **extra)
+    if opt == "adagrad":
+        return RowSparseAdagrad(params, lr=lr, weight_decay=weight_decay, fused=fused, **extra)
     raise CfxlError(f"no row-sparse optimizer {opt!r}; choose one of {', '.join(ROW_SPARSE)}")

@@ -2,8 +2,9 @@
 
 Why: with torch's ops a step makes a dozen passes over the touched rows (sum the duplicates,
 gather the parameter and each state, the rule's elementwise ops, scatter each back), each one a
-kernel launch and a trip through memory. Here one loop sums each touched row's gradient, and a
-second reads the row's parameter and state once, applies the rule (the same operations as
+kernel launch and a trip through memory. Here one loop sums each touched row's gradient
+(coalesce; cfxl.engine.dotbias_cpu sums them as it computes them), and a second reads the row's
+parameter and state once, applies the rule (the same operations as
 cfxl.engine.rowsparse, in torch's single-tensor order) and writes them back once. Arrays are
 numpy views of the tensors: the update lands in the tensors' memory.
 """
@@ -20,9 +21,12 @@ _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
 
 @_jit
-def _coalesce(idx, values, slot, rows, summed):  # pragma: no cover (compiled)
-    """Sum the gradient rows of equal indices into summed[:r]; rows[:r] their indices, in the
-    order first seen. slot (n_rows,) is -1 everywhere on entry and on return."""
+def coalesce(idx, values, slot):  # pragma: no cover (compiled)
+    """(rows (r,), summed (r, k)): the gradient rows of equal indices summed in batch order,
+    each row once, in the order first seen. slot (n_rows,) is -1 everywhere on entry and on
+    return (the table's scratch, kept by the optimizer)."""
+    rows = np.empty(idx.shape[0], np.int64)  # (nnz,) of which [:r] used
+    summed = np.empty((idx.shape[0], values.shape[1]), values.dtype)  # (nnz, k)
     r = 0
     for j in range(idx.shape[0]):
         i = idx[j]
@@ -38,19 +42,16 @@ def _coalesce(idx, values, slot, rows, summed):  # pragma: no cover (compiled)
                 summed[s, c] += values[j, c]
     for s in range(r):
         slot[rows[s]] = -1
-    return r
+    return rows[:r], summed[:r]
 
 
 @_jit
-def adam(idx, values, slot, w, exp_avg, exp_avg_sq, shrink, l2, one_minus_beta1, beta2,
+def adam(rows, summed, w, exp_avg, exp_avg_sq, shrink, l2, one_minus_beta1, beta2,
          one_minus_beta2, eps, step_size, bias_correction2_sqrt):  # pragma: no cover (compiled)
-    """Lazy Adam on the rows idx touched. The scalars come in the table's dtype, computed as
-    torch computes them: shrink is AdamW's 1 - lr * weight_decay (else 1), l2 Adam's
-    weight_decay (else 0)."""
-    rows = np.empty(idx.shape[0], np.int64)  # (nnz,) of which [:r] used
-    summed = np.empty((idx.shape[0], w.shape[1]), w.dtype)  # (nnz, k)
-    r = _coalesce(idx, values, slot, rows, summed)
-    for s in range(r):
+    """Lazy Adam on the touched rows (each once) with their summed gradients. The scalars come
+    in the table's dtype, computed as torch computes them: shrink is AdamW's
+    1 - lr * weight_decay (else 1), l2 Adam's weight_decay (else 0)."""
+    for s in range(rows.shape[0]):
         i = rows[s]
         for c in range(w.shape[1]):
             p = w[i, c] * shrink
@@ -63,12 +64,10 @@ def adam(idx, values, slot, w, exp_avg, exp_avg_sq, shrink, l2, one_minus_beta1,
 
 
 @_jit
-def sgd(idx, values, slot, w, momentum_buffer, lr, momentum, l2):  # pragma: no cover (compiled)
-    """Lazy SGD on the rows idx touched; momentum_buffer (n_rows, k) used when momentum > 0."""
-    rows = np.empty(idx.shape[0], np.int64)  # (nnz,) of which [:r] used
-    summed = np.empty((idx.shape[0], w.shape[1]), w.dtype)  # (nnz, k)
-    r = _coalesce(idx, values, slot, rows, summed)
-    for s in range(r):
+def sgd(rows, summed, w, momentum_buffer, lr, momentum, l2):  # pragma: no cover (compiled)
+    """Lazy SGD on the touched rows with their summed gradients; momentum_buffer (n_rows, k)
+    used when momentum > 0."""
+    for s in range(rows.shape[0]):
         i = rows[s]
         if momentum != 0:
             for c in range(w.shape[1]):

@@ -13,19 +13,19 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from cfxl.data.ratings import IdMap, Ratings, file_sha256, split
 from cfxl.presets import LESSON_RUNS, TRAIN_DEFAULTS as D
 from cfxl.errors import CfxlError, option
 from cfxl.engine import distributed
+from cfxl.engine.compiled import compiled_step
+from cfxl.engine.epoch import Loop, run_epoch
 from cfxl.engine.evaluate import check_trained, mean_baseline
 from cfxl.engine.models import MODELS, make_model
 from cfxl.engine.optim import OPTIMIZERS, check_settings, torch_optimizer
 
-SPARSE_OPTIMIZERS = ("sgd", "momentum", "adagrad", "adam")  # engine.rowsparse; adagrad: torch's
+SPARSE_OPTIMIZERS = ("sgd", "momentum", "adagrad", "adam", "adamw")  # engine.rowsparse
 DEVICES = re.compile(r"auto|cpu|mps|cuda(:\d+)?")  # whether torch sees one is fit's to say
 PRESETS = ("lesson",)  # named settings a run starts from; options given override them
 
@@ -56,6 +56,7 @@ class Config:
     device: str = "auto"         # auto | cpu | cuda | cuda:N | mps; auto picks cuda when available
     dtype: str = "float32"       # float64 for the mirrored spreadsheet models
     sparse: bool = False         # CPU fast path: sparse embedding gradients, lazy updates
+                                 # (weight decay too: only the rows a batch touches decay)
     nh: int = 10                 # EmbeddingNet hidden units, dropout as in the lesson
     p1: float = 0.05
     p2: float = 0.5
@@ -68,7 +69,7 @@ class Config:
             raise CfxlError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
         allowed = SPARSE_OPTIMIZERS if self.sparse else OPTIMIZERS
         if self.opt not in allowed:
-            why = " with --sparse (torch has no sparse version of the others)" if self.sparse else ""
+            why = " with --sparse (no row-sparse rule for the others)" if self.sparse else ""
             raise CfxlError(f"unknown optimizer {self.opt!r}{why}; choose one of {', '.join(allowed)}")
         if self.dtype not in ("float32", "float64"):
             raise CfxlError(f"dtype must be float32 or float64, not {self.dtype!r}")
@@ -193,19 +194,15 @@ def make_optimizers(config: Config, model: nn.Module) -> list[torch.optim.Optimi
     c = config
     params = list(model.parameters())
     if c.sparse:
-        from cfxl.engine.optim import DECOUPLED
-        from cfxl.engine.rowsparse import ROW_SPARSE, row_sparse_optimizer
+        from cfxl.engine.rowsparse import row_sparse_optimizer
 
         sparse = [p for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters()]
         dense = [p for p in params if all(p is not s for s in sparse)]
-        if c.opt in ROW_SPARSE:  # cfxl's own: several times faster than torch's SparseAdam
-            # L2 reaches the touched rows through fit's loss (_lazy_weight_decay); AdamW's
-            # decoupled decay is the optimizer's own
-            wd = c.weight_decay if c.opt in DECOUPLED else 0.0
-            opts = [row_sparse_optimizer(c.opt, sparse, lr=c.lr, momentum=c.momentum,
-                                         betas=c.betas, eps=c.eps, weight_decay=wd)]
-        else:
-            opts = [torch.optim.Adagrad(sparse, lr=c.lr)]
+        # cfxl's own (several times faster than torch's SparseAdam), its weight decay lazy:
+        # torch's rule on the rows a batch touches
+        opts = [row_sparse_optimizer(c.opt, sparse, lr=c.lr, momentum=c.momentum, betas=c.betas,
+                                     eps=None if c.opt == "adagrad" else c.eps,
+                                     weight_decay=c.weight_decay)]
         if dense:
             opts.append(_dense_optimizer(c, dense))
         return opts
@@ -242,17 +239,6 @@ def _lr_hint(c: Config) -> str:
     if c.stages:
         return f"try smaller learning rates in --schedule than {max(lr for _, lr in c.stages):g}"
     return f"try a smaller learning rate than {c.lr:g} (for example --lr {c.lr / 10:g})"
-
-
-def _lazy_weight_decay(model: nn.Module, users: torch.Tensor, movies: torch.Tensor,
-                       weight_decay: float) -> torch.Tensor:
-    """L2 on the embedding rows this batch touches: sparse optimizers cannot decay whole tables."""
-    penalty = 0.0
-    for name, e in model.named_children():
-        if isinstance(e, nn.Embedding):
-            rows = e(users if name.startswith("u_") else movies)  # (batch, k)
-            penalty = penalty + rows.square().sum()
-    return 0.5 * weight_decay * penalty / len(users)
 
 
 def start(c: Config, ratings: Ratings, world: distributed.World | None = None):
@@ -292,7 +278,6 @@ def fit(config: Config, ratings: Ratings, *, recorder=None, progress: bool | Non
     if world is not None and (c.sparse or recorder is not None):
         raise CfxlError(distributed.DENSE_ONLY if c.sparse else "recording a run needs one process")
     device, (u_tr, m_tr, y_tr), (u_va, m_va, y_va), model = start(c, ratings, world)
-    stepped = model if world is None else distributed.wrap(model, device)
     y_range = ratings.rating_range
     opts = make_optimizers(c, model)
     if recorder is not None and len(opts) != 1:
@@ -300,6 +285,9 @@ def fit(config: Config, ratings: Ratings, *, recorder=None, progress: bool | Non
     n_train = len(y_tr)
     n_batches = max(1, math.ceil(n_train / c.bs))
     scheds = [s for s in (make_scheduler(c, o, n_batches) for o in opts) if s is not None]
+    loop = Loop(model, opts, scheds, world, recorder=recorder,
+                stepped=None if world is None else distributed.wrap(model, device),
+                compiled=None if world or recorder else compiled_step(model, opts, c.bs))
     gen = torch.Generator().manual_seed(c.seed)  # batch order, the same on CPU and GPU
     history: list[dict] = []
     # judged on the validation ratings, or on the training ratings when there are none
@@ -310,38 +298,9 @@ def fit(config: Config, ratings: Ratings, *, recorder=None, progress: bool | Non
 
     for epoch in range(1, c.n_epochs + 1):
         t0 = time.perf_counter()
-        stepped.train()
         perm = torch.randperm(n_train, generator=gen).to(device)  # (n_train,)
-        ub, mb, yb = u_tr[perm], m_tr[perm], y_tr[perm]
-        total = torch.zeros((), dtype=torch.float64, device=device)
-        lr = opts[0].param_groups[0]["lr"]
-        bar = tqdm(range(0, n_train, c.bs), desc=f"epoch {epoch}/{c.n_epochs}", unit="batch",
-                   leave=False, disable=None if progress is None else not progress)
-        for k, i in enumerate(bar):
-            users, movies, y = ub[i:i + c.bs], mb[i:i + c.bs], yb[i:i + c.bs]
-            lr = opts[0].param_groups[0]["lr"]
-            if world is not None:  # this rank's shard of the batch
-                objective, sse = distributed.shard_loss(stepped, users, movies, y, world)
-            else:
-                loss = objective = F.mse_loss(model(users, movies), y)
-                sse = loss.detach().double() * len(y)
-                if c.sparse and c.weight_decay:
-                    objective = loss + _lazy_weight_decay(model, users, movies, c.weight_decay)
-            for o in opts:
-                o.zero_grad(set_to_none=True)
-            objective.backward()
-            if recorder is not None:
-                recorder.before_step(model, opts[0], loss)
-            for o in opts:
-                o.step()
-            if recorder is not None:
-                recorder.after_step(model, opts[0])
-            for s in scheds:
-                s.step()
-            total += sse
-            if k % 50 == 49:
-                bar.set_postfix(loss=f"{float(total) / min(i + c.bs, n_train):.4f}")
-        bar.close()
+        total, lr = run_epoch(loop, u_tr, m_tr, y_tr, perm, c.bs,
+                              desc=f"epoch {epoch}/{c.n_epochs}", progress=progress)
         train_loss = float(distributed.sum_over(world, total)) / n_train
         if not math.isfinite(train_loss):
             raise CfxlError(f"training diverged in epoch {epoch}: the loss became {train_loss}; "
@@ -374,5 +333,6 @@ def fit(config: Config, ratings: Ratings, *, recorder=None, progress: bool | Non
                   on="validation" if len(y_va) else "training", hint=_lr_hint(c))
     return Trained(model=model, config=c, users=ratings.users, movies=ratings.movies,
                    y_range=y_range, history=history, titles=ratings.titles,
-                   source=str(ratings.source), sha256=file_sha256(ratings.source),
+                   source=str(ratings.source or ""),  # None: Ratings made in memory
+                   sha256=file_sha256(ratings.source) if ratings.source else "",
                    device=str(device), trace=None if recorder is None else recorder.result())
