@@ -1,5 +1,5 @@
 """fit()'s batch step as compiled passes where cfxl has them: EmbeddingDotBias on the CPU in
-float32 or float64, numba installed (the `fast` extra).
+float32 or float64, numba importable (a dependency).
 
 The forward and backward pass (cfxl.engine.dotbias_cpu) compute the touched rows' gradients
 autograd would (tests/test_rowsparse_fit.py proves them equal, and whole runs equal autograd's

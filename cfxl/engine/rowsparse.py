@@ -8,7 +8,7 @@ share their indices), their gradients summed with index_add_, the rows gathered 
 index_select, updated by torch's single-tensor rule in its order of operations, and written back
 with index_copy_. On rows touched every step the result is torch.optim's dense Adam / AdamW / SGD
 / Adagrad, weight decay included (tests/test_rowsparse.py); a dense gradient updates the whole tensor by the same rule. On the CPU,
-when numba is installed (the `fast` extra), the same rule runs as one compiled pass over the
+when numba can be imported (a dependency of cfxl), the same rule runs as one compiled pass over the
 touched rows (cfxl.engine.rowsparse_cpu), several times faster (Adagrad: torch's ops only).
 
 Weight decay is lazy too: torch's rule on the touched rows only (L2 added to their gradient;
@@ -64,7 +64,7 @@ def _kernels(fused: bool | None):
     try:
         from cfxl.engine import rowsparse_cpu
     except ImportError as e:
-        raise CfxlError(f"the fused row-sparse step needs numba ({e}): pip install 'cfxl[fast]'")
+        raise CfxlError(f"the fused row-sparse step needs numba ({e}): pip install numba")
     return rowsparse_cpu
 
 
