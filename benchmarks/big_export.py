@@ -5,8 +5,8 @@
 
 The ratings come from cfxl.data.sample.big (the embedded sample's model at ml-25m's counts),
 made in --data unless a ratings.csv is there already. The export runs in a child process, as the
-command does it (workbooks.plan, load_or_train, export_collab, with the command's defaults and
---epochs), and times each phase: reading, training, the lesson's slice models, the model's
+command does it (workbooks.plan, load_or_train, export_collab, with the command's defaults but
+--epochs 1 and --bs 65536, unless told), and times each phase: reading, training, the lesson's slice models, the model's
 tables, the recommend sheets' records, the CSV tables, the workbook. A thread samples the child's
 resident memory (/proc/self/statm, Linux) every 20 ms for each phase's peak; the whole run's peak
 is getrusage's maxrss. This parent imports nothing heavy, so neither counts it.
@@ -55,10 +55,10 @@ for name, attr in (("read", "read_ratings"), ("train", "fit"), ("lesson sheets' 
                    ("model tables", "model_tables"), ("recommend records", "use_records"),
                    ("CSV tables", "write_csvs"), ("workbook", "write_workbook")):
     setattr(wb, attr, timed(name, getattr(wb, attr)))
-ratings, folder, epochs = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+ratings, folder, settings = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])
 t = time.perf_counter()
 out = wb.plan(folder / "big.xlsx", model=True, csv_dir=folder / "tables")
-trained, data = wb.load_or_train(ratings, config_for(epochs=epochs))
+trained, data = wb.load_or_train(ratings, config_for(**settings))
 wb.export_collab(out, trained, data)
 seconds = time.perf_counter() - t
 sizes = {p.name: p.stat().st_size for p in [folder / "big.xlsx", *sorted((folder / "tables").iterdir())]}
@@ -87,13 +87,18 @@ def main() -> None:
     parser.add_argument("--movies", type=int, default=59_047)
     parser.add_argument("--ratings", type=int, default=25_000_095)
     parser.add_argument("--epochs", type=int, default=1, help="training epochs (the command's default: 5)")
+    parser.add_argument("--bs", type=int, default=65536,
+                        help="batch size (the command's default, 1024, is 19,500 steps per ml-25m "
+                             "epoch, each updating all 11M parameters: hours on a CPU)")
     args = parser.parse_args()
     ratings = make_data(args.data, args.users, args.movies, args.ratings)
     with tempfile.TemporaryDirectory() as out:
-        done = subprocess.run([sys.executable, "-c", CHILD, str(ratings), out, str(args.epochs)],
+        settings = json.dumps({"epochs": args.epochs, "bs": args.bs})
+        done = subprocess.run([sys.executable, "-c", CHILD, str(ratings), out, settings],
                               check=True, capture_output=True, text=True)
     r = json.loads(done.stdout.splitlines()[-1])
-    print(f"cfxl export: {r['n']:,} ratings, {args.epochs} epoch(s) on {r['device']}, "
+    print(f"cfxl export: {r['n']:,} ratings, {args.epochs} epoch(s) at batch size {args.bs:,} "
+          f"on {r['device']}, "
           f"val RMSE {r['val_rmse']:.4f}")
     print(f"{'phase':24s} {'seconds':>8s} {'peak RSS MB':>12s}")
     for p in r["phases"]:
