@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from cfxl import presets
 from cfxl.data.ratings import Ratings, file_sha256, read_ratings
 from cfxl.engine import checkpoint
@@ -22,13 +24,13 @@ from cfxl.errors import CfxlError, option
 from cfxl.io import atomic_write, ensure_folder, ensure_writable, scratch_folder, together
 from cfxl.records.lesson import lesson_records
 from cfxl.records.model_tables import model_tables, write_csv
-from cfxl.records.recommend import recommend_records
+from cfxl.records.recommend import movie_order, recommend_records
 from cfxl.records.types.tables import ModelTables
 from cfxl.records.types.unrolled import UnrolledHyper
-from cfxl.sheets.book import write_book, written_by_cfxl
+from cfxl.sheets.book import MAX_ROWS, write_book, written_by_cfxl
 from cfxl.sheets.lesson import write_lesson_sheets
 from cfxl.sheets.model_sheets import CSV_TABLES, write_model_sheets
-from cfxl.sheets.ranking import shown_rows
+from cfxl.sheets.ranking import FIRST as RATED_FIRST, shown_rows
 from cfxl.sheets.recommend import write_recommend_sheets
 
 BOOK_SUFFIXES = (".xlsx", ".xlsm")
@@ -203,8 +205,26 @@ def use_records(trained: Trained, ratings: Ratings, max_rows: int | None):
     show; None for EmbeddingNet, whose predictions are no dot product a formula can write."""
     if isinstance(trained.model, EmbeddingNet):
         return None
-    return recommend_records(trained, ratings, n_movies=shown_rows(len(trained.movies), max_rows),
-                             n_users=shown_rows(len(trained.users), max_rows))
+    n_movies = shown_rows(len(trained.movies), max_rows)
+    return recommend_records(trained, ratings, n_movies=n_movies,
+                             n_users=rated_users(trained, ratings, n_movies,
+                                                 shown_rows(len(trained.users), max_rows)))
+
+
+def rated_users(trained: Trained, ratings: Ratings, n_movies: int, n_users: int) -> int:
+    """How many of the first n_users users the recommend sheets offer: all of them, unless their
+    ratings of the n_movies shown movies overflow the `rated` sheet (ml-25m's 162k users rated
+    25M times); then the most whose ratings fit."""
+    to_model = trained.movies.index(ratings.movies.ids)  # (ratings' movies,) model indices
+    counts = np.zeros(len(trained.movies), np.int64)
+    counts[to_model] = np.bincount(ratings.movie_idx, minlength=ratings.n_movies)
+    shown = np.zeros(len(trained.movies), bool)
+    shown[movie_order(counts)[:n_movies]] = True
+    per_user = np.zeros(len(trained.users), np.int64)  # ratings of shown movies, by model index
+    per_user[trained.users.index(ratings.users.ids)] = np.bincount(
+        ratings.user_idx[shown[to_model][ratings.movie_idx]], minlength=ratings.n_users)
+    room = MAX_ROWS - RATED_FIRST
+    return int(min(n_users, np.searchsorted(np.cumsum(per_user[:n_users]), room, side="right")))
 
 
 def write_csvs(tables: ModelTables, folder: Path, *, force: bool = False) -> None:

@@ -25,6 +25,7 @@ from cfxl.engine.train import Config, Trained
 from cfxl.records.analysis import bias_rank, pca
 from cfxl.records.types.tables import ModelTables
 
+CSV_CHUNK = 1 << 18  # rows per piece of a CSV table written
 PREDICT_CHUNK = 1 << 18  # ratings per forward pass: bounded memory on ml-25m's 5M validation ratings
 # no wall-clock seconds: the same run must give the same workbook, cell by cell
 EPOCH_COLUMNS = ("epoch", "train_loss", "val_loss", "val_rmse", "lr")
@@ -70,8 +71,12 @@ def model_tables(trained: Trained, ratings: Ratings, *, date: str | None = None)
 
 def write_csv(table: pd.DataFrame, path) -> None:
     """A table as a CSV file a spreadsheet may open: csv_safe, and every text cell in double
-    quotes (a title holding a carriage return stays one cell), as OWASP recommends."""
-    csv_safe(table).to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC)
+    quotes (a title holding a carriage return stays one cell), as OWASP recommends. Written
+    CSV_CHUNK rows at a time, so the safe copy of a big table is never whole in memory."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        for lo in range(0, max(len(table), 1), CSV_CHUNK):
+            csv_safe(table.iloc[lo:lo + CSV_CHUNK]).to_csv(f, index=False, header=lo == 0,
+                                                            quoting=csv.QUOTE_NONNUMERIC)
 
 
 def csv_safe(table: pd.DataFrame) -> pd.DataFrame:

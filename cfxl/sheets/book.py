@@ -60,6 +60,23 @@ class ExactWorksheet(Worksheet):
         return formula.removeprefix("{").removeprefix("=").removesuffix("}")
 
 
+class StreamedWorksheet(ExactWorksheet):
+    """An ExactWorksheet in XlsxWriter's constant_memory mode: each row goes to a temp file once
+    a later row is started, so a sheet of millions of cells holds one row in memory. Its rows
+    must be written in order (cells within a row in any order); a write to a row already gone
+    is an error here, where XlsxWriter would drop it silently."""
+
+    def _initialize(self, init_data) -> None:
+        super()._initialize({**init_data, "constant_memory": True})
+
+    def _check_dimensions(self, row, col, ignore_row=False, ignore_col=False) -> int:
+        found = super()._check_dimensions(row, col, ignore_row, ignore_col)
+        if found == -2:
+            raise ValueError(f"sheet {self.name!r}: row {row + 1} was written already (a streamed "
+                             "sheet is written row by row)")
+        return found
+
+
 class Book:
     """An XlsxWriter workbook plus the bookkeeping every cfxl sheet needs."""
 
@@ -75,10 +92,13 @@ class Book:
         self.formats = {k: self.wb.add_format(v) for k, v in FORMATS.items()}  # cfxl.sheets.styles
         self.torch: dict[str, dict[str, float]] = {}
 
-    def sheet(self, name: str, note: str | list[str], *, note_at: tuple[int, int] = (0, 0)):
+    def sheet(self, name: str, note: str | list[str], *, note_at: tuple[int, int] = (0, 0),
+              streamed: bool = False):
         """A new sheet with a short note (a line, or lines going down from note_at): what it
-        shows and which cells a reader may edit. A1 unless the corner is kept for buttons."""
-        ws = self.wb.add_worksheet(name, worksheet_class=ExactWorksheet)
+        shows and which cells a reader may edit. A1 unless the corner is kept for buttons.
+        streamed: a long value sheet written row by row in order (StreamedWorksheet)."""
+        kind = StreamedWorksheet if streamed else ExactWorksheet
+        ws = self.wb.add_worksheet(name, worksheet_class=kind)
         row, col = note_at
         for i, line in enumerate([note] if isinstance(note, str) else note):
             ws.write_string(row + i, col, line, self.formats["note"])
@@ -126,7 +146,7 @@ class Book:
     def _write_torch_sheet(self) -> None:
         if not self.torch:
             return
-        ws = self.wb.add_worksheet(TORCH_SHEET, worksheet_class=ExactWorksheet)
+        ws = self.wb.add_worksheet(TORCH_SHEET, worksheet_class=StreamedWorksheet)  # in row order
         ws.hide()
         for j, h in enumerate(TORCH_HEADER):
             ws.write_string(0, j, h)

@@ -17,7 +17,7 @@ from cfxl.sheets.analysis_sheets import write_bias_rank, write_pca
 from cfxl.sheets.book import MAX_ROWS, Book
 from cfxl.sheets.refs import area, column
 from cfxl.sheets.styles import error_scale
-from cfxl.sheets.table import Column, capped, colour_scale, paused_gc, write_table
+from cfxl.sheets.table import Column, Pending, capped, colour_scale, write_table
 
 FIRST = 2  # every table: note in row 0, header in row 1, data from row 2
 EPOCHS = "epochs"  # not `history`: a name English Excel reserves for itself (its UI refuses it)
@@ -60,11 +60,14 @@ def write_model_sheets(book: Book, tables: ModelTables, *, csv_dir=None, max_row
 
 
 def _long_sheet(book: Book, name: str, table, columns: dict[str, Column], max_rows: int, csv_dir,
-                *, note: str, freeze_cols: int, autofilter: bool = False):
-    """A capped value table with its note; returns (sheet, rows shown, row after the last)."""
-    ws = book.sheet(name, note)
+                *, note: str, freeze_cols: int, autofilter: bool = False, beside=None):
+    """A capped value table with its note, streamed (written row by row: bounded memory);
+    beside(ws) gives the cells right of the table (a Pending), written as their rows come.
+    Returns (sheet, rows shown, row after the last)."""
+    ws = book.sheet(name, note, streamed=True)
     shown, left_out = capped(table, FIRST, max_rows)
-    end = write_table(book, ws, shown, columns, row=FIRST - 1)
+    beside = Pending() if beside is None else beside(ws)
+    end = write_table(book, ws, shown, columns, row=FIRST - 1, beside=beside)
     ws.freeze_panes(FIRST, freeze_cols)
     names = list(columns)
     if "bias" in columns:
@@ -74,50 +77,62 @@ def _long_sheet(book: Book, name: str, table, columns: dict[str, Column], max_ro
     if left_out:
         where = (f"the complete table is {Path(csv_dir) / (name + '.csv')}" if csv_dir is not None
                  else "`cfxl export --csv-dir DIR` writes the complete table as CSV")
+        beside.upto(end - 1)
         book.text(ws, end, 0, f"{left_out:,} more rows left out (of {len(table):,}): a sheet here holds "
                               f"{max_rows:,} rows; {where}.", "note")
+    beside.rest()
     return ws, len(shown), end
 
 
 def write_predictions(book: Book, tables: ModelTables, *, max_rows: int, csv_dir=None) -> None:
     """The validation ratings with the model's predictions; error = predicted - actual as a
-    formula per row; RMSE and MAE over the rows shown, verified; a predicted-vs-actual chart."""
+    formula per row; RMSE and MAE over the rows shown, verified; a predicted-vs-actual chart.
+    The summary right of the table is written as the table's rows reach it (a streamed sheet)."""
     table, total = tables.predictions, len(tables.predictions)
-    values = {k: v for k, v in PREDICTIONS.items() if k != "error"}
-    ws, n, end = _long_sheet(book, "predictions", table, values, max_rows, csv_dir, freeze_cols=0,
+    actual, predicted, error = (list(PREDICTIONS).index(k) for k in ("actual", "predicted", "error"))
+    columns = {**PREDICTIONS, "error": Column("num", PREDICTIONS["error"].width,
+                                              f"={column(predicted)}{{row}}-{column(actual)}{{row}}")}
+    n = len(capped(table, FIRST, max_rows)[0])
+    end = FIRST + n
+    lo, hi = tables.rating_range
+    s = SUMMARY
+    errors = area(FIRST, error, max(end - 1, FIRST), error)
+    rmse, mae = tables.error_summary(n)
+    over = (f"over the {n:,} rows shown of {total:,} (the sheet is capped; config's final_val_rmse "
+            "is over all of them)" if n < total else f"over all {total:,} validation ratings")
+
+    def summary(ws):
+        for j, (label, formula, value) in enumerate((("RMSE", f"=SQRT(SUMSQ({errors})/COUNT({errors}))", rmse),
+                                                     ("MAE", f"=SUMPRODUCT(ABS({errors}))/COUNT({errors})", mae))):
+            book.text(ws, FIRST - 1, s + 2 * j, label, "right")
+            if n:
+                book.formula(ws, FIRST - 1, s + 2 * j + 1, formula, value, "loss")
+
+    def rating_range(ws):  # lowest, highest: the chart's diagonal
+        book.text(ws, FIRST + 1, s, "rating range", "right")
+        book.number(ws, FIRST + 1, s + 1, lo, "rating")
+        book.number(ws, FIRST + 1, s + 2, hi, "rating")
+
+    def beside(ws) -> Pending:
+        cells = Pending()
+        cells.add(FIRST - 1, lambda: summary(ws))
+        cells.add(FIRST, lambda: book.text(ws, FIRST, s, f"RMSE and MAE of the errors {over}, "
+                                                         "filtered or not.", "note"))
+        cells.add(FIRST + 1, lambda: rating_range(ws))
+        return cells
+
+    ws, n, end = _long_sheet(book, "predictions", table, columns, max_rows, csv_dir, freeze_cols=0,
+                             beside=beside,
                              note=f"The model's predictions for the {total:,} validation ratings (eval "
                                   "mode, dropout off). error = predicted - actual (positive: rated too "
                                   "high), RMSE and MAE are formulas: change a rating and they follow. "
                                   "Filter with the header's buttons.")
-    actual, predicted, error = (list(PREDICTIONS).index(k) for k in ("actual", "predicted", "error"))
-    book.text(ws, FIRST - 1, error, "error", "head")
-    ws.set_column(error, error, PREDICTIONS["error"].width)
-    fmt, p, a = book.fmt("num"), column(predicted), column(actual)
-    with paused_gc():  # references spelled here: cell() per reference takes half again as long
-        for i, e in enumerate(table["error"].to_numpy(dtype=np.float64)[:n].tolist(), start=FIRST + 1):
-            ws.write_formula(i - 1, error, f"={p}{i}-{a}{i}", fmt, e)
     ws.autofilter(FIRST - 1, 0, max(end - 1, FIRST - 1), error)
-    lo, hi = tables.rating_range
     if n:
         ws.conditional_format(FIRST, error, end - 1, error, error_scale(hi - lo))
-
-    s = SUMMARY
     ws.set_column(s - 1, s - 1, 3)
     for j, width in enumerate((12, 9, 6, 9)):
         ws.set_column(s + j, s + j, width)
-    errors = area(FIRST, error, max(end - 1, FIRST), error)
-    rmse, mae = tables.error_summary(n)
-    for j, (label, formula, value) in enumerate((("RMSE", f"=SQRT(SUMSQ({errors})/COUNT({errors}))", rmse),
-                                                 ("MAE", f"=SUMPRODUCT(ABS({errors}))/COUNT({errors})", mae))):
-        book.text(ws, FIRST - 1, s + 2 * j, label, "right")
-        if n:
-            book.formula(ws, FIRST - 1, s + 2 * j + 1, formula, value, "loss")
-    over = (f"over the {n:,} rows shown of {total:,} (the sheet is capped; config's final_val_rmse "
-            "is over all of them)" if n < total else f"over all {total:,} validation ratings")
-    book.text(ws, FIRST, s, f"RMSE and MAE of the errors {over}, filtered or not.", "note")
-    book.text(ws, FIRST + 1, s, "rating range", "right")  # lowest, highest: the chart's diagonal
-    book.number(ws, FIRST + 1, s + 1, lo, "rating")
-    book.number(ws, FIRST + 1, s + 2, hi, "rating")
     if n:
         _prediction_chart(book, ws, min(n, N_POINTS), total, (actual, predicted), anchor=(FIRST + 3, s))
 

@@ -37,7 +37,7 @@ def write_rated(book: Book, rec: RecommendRecords) -> None:
     ws = book.sheet(RATED, "Every rating the users on the users sheet gave the movies on the movies "
                            "sheet (training and validation ratings), each user's together: the "
                            "recommend sheet leaves a user's rated movies out of their top 10 and "
-                           "shows their own best rated. Values from the data.")
+                           "shows their own best rated. Values from the data.", streamed=True)
     columns = {"userId": Column("id", 9), "movieId": Column("id", 9), "rating": Column("rating", 8)}
     write_table(book, ws, rec.rated, columns, row=FIRST - 1)
     ws.freeze_panes(FIRST, 0)

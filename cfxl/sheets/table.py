@@ -20,6 +20,7 @@ import pandas as pd
 
 from cfxl.sheets.book import Book
 
+BLOCK = 1 << 16  # rows turned into Python values at a time: bounded memory on ml-25m's tables
 EXACT_IDS = 10 ** 15  # ids below this in size have at most 15 digits: numbers in any spreadsheet
 SCALE = {"type": "3_color_scale", "min_color": "#F8696B", "mid_type": "num", "mid_value": 0,
          "mid_color": "#FFFFFF", "max_color": "#63BE7B"}  # red below 0, green above, white at 0
@@ -27,10 +28,35 @@ SCALE = {"type": "3_color_scale", "min_color": "#F8696B", "mid_type": "num", "mi
 
 @dataclass(frozen=True)
 class Column:
-    """How one column of a table looks: its number format (None for General) and width."""
+    """How one column of a table looks: its number format (None for General) and width; formula,
+    for a live column: a template with {row} (the sheet's 1-based row), cached with the table's
+    value, e.g. '=E{row}-D{row}'."""
 
     fmt: str | None = "num"
     width: float = 10
+    formula: str | None = None
+
+
+class Pending:
+    """Cells beside a table, each written when the table's writing reaches its row: a streamed
+    sheet (cfxl.sheets.book.StreamedWorksheet) takes its rows in order only."""
+
+    def __init__(self):
+        self._at: dict[int, list] = {}
+
+    def add(self, row: int, write) -> None:
+        """write() fills cells of `row` (0-based)."""
+        self._at.setdefault(row, []).append(write)
+
+    def upto(self, row: int) -> None:
+        """Write everything pending at rows up to `row`, in row order."""
+        for r in sorted(r for r in self._at if r <= row):
+            for write in self._at.pop(r):
+                write()
+
+    def rest(self) -> None:
+        """Write what is left, in row order."""
+        self.upto(max(self._at, default=-1))
 
 
 def id_as_text(raw_id) -> bool:
@@ -56,31 +82,39 @@ def header(book: Book, ws, row: int, col: int, names) -> None:
 
 
 def write_table(book: Book, ws, table: pd.DataFrame, columns: dict[str, Column], *, row: int,
-                col: int = 0, widths: bool = True) -> int:
+                col: int = 0, widths: bool = True, beside: Pending | None = None) -> int:
     """Write the header at `row` and the table's rows below it; returns the row after the last.
 
     `columns` names the columns to write, in order. Numeric columns are numbers (NaN is left
-    blank), object columns are text, and an integer column with ids too long for a number
-    (`id_as_text`) goes cell by cell through `write_id`.
+    blank), object columns are text, an integer column with ids too long for a number
+    (`id_as_text`) goes cell by cell through `write_id`, and a column with a formula template is
+    that formula, cached with the column's values. Rows go out in order, a block of rows at a
+    time (bounded memory on millions of rows), with `beside`'s cells as their rows are reached.
     """
     names = list(columns)
     header(book, ws, row, col, names)
     if widths:
         for j, name in enumerate(names):
             ws.set_column(col + j, col + j, columns[name].width)
+    beside = beside or Pending()
+    beside.upto(row)
     first = row + 1
     with paused_gc():
-        for c, kind, f, rows in _runs(table, columns):
-            if kind == "text":
-                for i, (value,) in enumerate(rows):
-                    book.text(ws, first + i, col + c, value, f)
-            elif kind == "ids":
-                for i, (value,) in enumerate(rows):
-                    write_id(book, ws, first + i, col + c, value, f)
-            else:
-                cell_format = book.fmt(f)
-                for i, values in enumerate(rows):
-                    ws.write_row(first + i, col + c, values, cell_format)
+        for lo in range(0, len(table), BLOCK):
+            block = table.iloc[lo:lo + BLOCK]
+            runs = [(c, kind, f, book.fmt(f), rows) for c, kind, f, rows in _runs(block, columns)]
+            for i in range(len(block)):
+                r = first + lo + i
+                for c, kind, f, cell_format, rows in runs:
+                    if kind == "number":
+                        ws.write_row(r, col + c, rows[i], cell_format)
+                    elif kind == "text":
+                        book.text(ws, r, col + c, rows[i][0], f)
+                    elif kind == "ids":
+                        write_id(book, ws, r, col + c, rows[i][0], f)
+                    else:  # a formula column: kind is its template
+                        ws.write_formula(r, col + c, kind.format(row=r + 1), cell_format, rows[i][0])
+                beside.upto(r)
     return first + len(table)
 
 
@@ -109,11 +143,11 @@ def _kind(column: pd.Series) -> str:
 
 
 def _runs(table: pd.DataFrame, columns: dict[str, Column]):
-    """(first column, kind, format, row lists) for one text or ids column (see _kind), or for
-    consecutive numeric columns sharing a format (written a whole run per call)."""
+    """(first column, kind, format, row lists) for one text, ids or formula column (its kind is
+    then its template), or for consecutive numeric columns sharing a format (a run per call)."""
     runs: list[tuple[int, str, str | None, list[str]]] = []
     for j, name in enumerate(columns):
-        kind = _kind(table[name])
+        kind = columns[name].formula or _kind(table[name])
         if runs and kind == runs[-1][1] == "number" and runs[-1][2] == columns[name].fmt:
             runs[-1][3].append(name)
         else:
