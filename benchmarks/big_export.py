@@ -90,15 +90,18 @@ def main() -> None:
     parser.add_argument("--bs", type=int, default=65536,
                         help="batch size (the command's default, 1024, is 19,500 steps per ml-25m "
                              "epoch, each updating all 11M parameters: hours on a CPU)")
+    parser.add_argument("--sparse", action="store_true",
+                        help="train with --sparse (row-sparse updates: a step costs what the "
+                             "batch touches, so the default batch size is practical)")
     args = parser.parse_args()
     ratings = make_data(args.data, args.users, args.movies, args.ratings)
     with tempfile.TemporaryDirectory() as out:
-        settings = json.dumps({"epochs": args.epochs, "bs": args.bs})
+        settings = json.dumps({"epochs": args.epochs, "bs": args.bs, "sparse": args.sparse})
         done = subprocess.run([sys.executable, "-c", CHILD, str(ratings), out, settings],
                               check=True, capture_output=True, text=True)
     r = json.loads(done.stdout.splitlines()[-1])
     print(f"cfxl export: {r['n']:,} ratings, {args.epochs} epoch(s) at batch size {args.bs:,} "
-          f"on {r['device']}, "
+          f"{'with --sparse ' if args.sparse else ''}on {r['device']}, "
           f"val RMSE {r['val_rmse']:.4f}")
     print(f"{'phase':24s} {'seconds':>8s} {'peak RSS MB':>12s}")
     for p in r["phases"]:
