@@ -28,6 +28,20 @@ def _first(slot, rows, r, i):  # pragma: no cover (compiled)
     return r, True, r + 1
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _add(g_rows, g_bias, s, new, g, other, o):  # pragma: no cover (compiled)
+    """Row s of a table's summed gradient gets g times the other table's row o (its factors)
+    and g (its bias): set on the row's first lookup in the batch, added after."""
+    if new:
+        for c in range(g_rows.shape[1]):
+            g_rows[s, c] = g * other[o, c]
+        g_bias[s, 0] = g
+    else:
+        for c in range(g_rows.shape[1]):
+            g_rows[s, c] += g * other[o, c]
+        g_bias[s, 0] += g
+
+
 @_jit
 def dotbias_grads(batch, users, movies, y, u_weight, i_weight, u_bias, i_bias, lo, span, norm,
                   slot_u, slot_m, rows_u, rows_m, g_user, g_movie, g_ubias,
@@ -73,22 +87,8 @@ def dotbias_grads(batch, users, movies, y, u_weight, i_weight, u_bias, i_bias, l
         g = g * (one - s) * s   # d loss / d res: through the sum to the dot and both biases
         su, new_u, r_u = _first(slot_u, rows_u, r_u, u)
         sm, new_m, r_m = _first(slot_m, rows_m, r_m, m)
-        if new_u:
-            for c in range(k):
-                g_user[su, c] = g * i_weight[m, c]
-            g_ubias[su, 0] = g
-        else:
-            for c in range(k):
-                g_user[su, c] += g * i_weight[m, c]
-            g_ubias[su, 0] += g
-        if new_m:
-            for c in range(k):
-                g_movie[sm, c] = g * u_weight[u, c]
-            g_ibias[sm, 0] = g
-        else:
-            for c in range(k):
-                g_movie[sm, c] += g * u_weight[u, c]
-            g_ibias[sm, 0] += g
+        _add(g_user, g_ubias, su, new_u, g, i_weight, m)
+        _add(g_movie, g_ibias, sm, new_m, g, u_weight, u)
     for s in range(r_u):
         slot_u[rows_u[s]] = -1
     for s in range(r_m):
