@@ -15,6 +15,7 @@ import cfxl.workbooks as workbooks_module
 from cfxl.data.ratings import read_ratings
 from cfxl.data.sample import big
 from cfxl.engine.train import Config, fit
+from cfxl.errors import CfxlError
 from cfxl.proof.diff import diff, format_diff
 from cfxl.records.model_tables import csv_safe, write_csv
 from cfxl.sheets.book import Book, ExactWorksheet
@@ -63,6 +64,19 @@ def test_the_generator_is_deterministic_and_the_seed_matters(made, tmp_path):
     for name in ("ratings.csv", "movies.csv"):
         assert (tmp_path / "again" / name).read_bytes() == (out / name).read_bytes()
     assert (tmp_path / "other" / "ratings.csv").read_bytes() != (out / "ratings.csv").read_bytes()
+
+
+def test_the_generator_keeps_a_file_already_there_unless_forced(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "movies.csv").write_text("my own movies\n")
+    with pytest.raises(CfxlError, match="movies.csv"):
+        big.make_big(folder, **SIZES, seed=3)
+    assert (folder / "movies.csv").read_text() == "my own movies\n"
+    assert not (folder / "ratings.csv").exists()  # checked before anything is written
+    assert sorted(p.name for p in folder.iterdir()) == ["movies.csv"]  # nothing left behind
+    big.make_big(folder, **SIZES, seed=3, force=True)
+    assert (folder / "movies.csv").read_text().startswith("movieId,title,genres")
 
 
 def test_exact_counts_nudges_users_within_the_movielens_bounds():

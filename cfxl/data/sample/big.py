@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 
 from cfxl.data.sample import make
+from cfxl.errors import CfxlError
+from cfxl.io import atomic_write, ensure_writable
 
 ML25M = dict(users=162_541, movies=59_047, ratings=25_000_095)  # ml-25m's counts (its README)
 SEED = 25
@@ -128,9 +130,13 @@ def rate_chunk(rng, movies: dict, users: dict, lo: int, hi: int, cdfs, level, re
 
 
 def make_big(out: Path, *, n_users: int = ML25M["users"], n_movies: int = ML25M["movies"],
-             n_ratings: int = ML25M["ratings"], seed: int = SEED, log=None) -> dict:
+             n_ratings: int = ML25M["ratings"], seed: int = SEED, log=None,
+             force: bool = False) -> dict:
     """Write out/ratings.csv (userId,movieId,rating,timestamp, ml-latest's layout) and
-    out/movies.csv (the rated movies); returns the counts written."""
+    out/movies.csv (the rated movies), each atomically and neither over an existing file unless
+    force; returns the counts written."""
+    out.mkdir(parents=True, exist_ok=True)
+    targets = [ensure_writable(out / name, force=force) for name in ("ratings.csv", "movies.csv")]
     rng = np.random.default_rng(seed)
     movies = make.make_movies(rng, n_movies)
     users = make.make_users(rng, n_users, n_ratings)
@@ -144,25 +150,33 @@ def make_big(out: Path, *, n_users: int = ML25M["users"], n_movies: int = ML25M[
     cdfs = np.cumsum(w, axis=1)
     cdfs /= cdfs[:, -1:]
     rated = np.zeros(n_movies, bool)
-    out.mkdir(parents=True, exist_ok=True)
     bounds = np.searchsorted(np.cumsum(users["n"]), np.arange(CHUNK_RATINGS, users["n"].sum(), CHUNK_RATINGS))
     edges = np.unique(np.r_[0, bounds + 1, n_users].clip(0, n_users))
     written, t = 0, time.perf_counter()
-    with open(out / "ratings.csv", "w", newline="") as f:
-        f.write("userId,movieId,rating,timestamp\n")
-        for lo, hi in zip(edges[:-1], edges[1:]):
-            chunk, m = rate_chunk(rng, movies, users, int(lo), int(hi), cdfs, level, released)
-            rated[m] = True
-            chunk.to_csv(f, header=False, index=False, float_format="%.1f", lineterminator="\n")
-            written += len(chunk)
-            if log:
-                log(f"{written:,} ratings, users up to {hi:,} ({time.perf_counter() - t:.0f} s)")
-    order = np.argsort(movies["id"])
-    with open(out / "movies.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(["movieId", "title", "genres"])
-        w.writerows([movies["id"][i], movies["title"][i], movies["genres"][i]]
-                    for i in order if rated[i])
+
+    def write_ratings(tmp: Path) -> None:
+        nonlocal written
+        with open(tmp, "w", newline="") as f:
+            f.write("userId,movieId,rating,timestamp\n")
+            for lo, hi in zip(edges[:-1], edges[1:]):
+                chunk, m = rate_chunk(rng, movies, users, int(lo), int(hi), cdfs, level, released)
+                rated[m] = True
+                chunk.to_csv(f, header=False, index=False, float_format="%.1f",
+                             lineterminator="\n")
+                written += len(chunk)
+                if log:
+                    log(f"{written:,} ratings, users up to {hi:,} "
+                        f"({time.perf_counter() - t:.0f} s)")
+
+    def write_movies(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(["movieId", "title", "genres"])
+            w.writerows([movies["id"][i], movies["title"][i], movies["genres"][i]]
+                        for i in np.argsort(movies["id"]) if rated[i])
+
+    atomic_write(targets[0], write_ratings, force=force)
+    atomic_write(targets[1], write_movies, force=force)
     return dict(users=n_users, movies=int(rated.sum()), ratings=written)
 
 
@@ -175,10 +189,14 @@ def main(argv=None) -> None:
     parser.add_argument("--ratings", type=int, default=ML25M["ratings"])
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("-q", "--quiet", action="store_true")
+    parser.add_argument("--force", action="store_true", help="replace ratings.csv / movies.csv there")
     a = parser.parse_args(argv)
     t = time.perf_counter()
-    counts = make_big(a.out, n_users=a.users, n_movies=a.movies, n_ratings=a.ratings, seed=a.seed,
-                      log=None if a.quiet else print)
+    try:
+        counts = make_big(a.out, n_users=a.users, n_movies=a.movies, n_ratings=a.ratings,
+                          seed=a.seed, log=None if a.quiet else print, force=a.force)
+    except CfxlError as e:
+        raise SystemExit(f"error: {e}") from None
     print(f"{counts['ratings']:,} ratings by {counts['users']:,} users of {counts['movies']:,} movies "
           f"written to {a.out} in {time.perf_counter() - t:.0f} s")
 
