@@ -10,13 +10,15 @@ defaults but bs and epochs (one cycle, weight decay 1e-4, the best epoch kept): 
 torch's SparseAdam in fit's place (it takes no weight decay), --sparse through autograd (the
 compiled batch step switched off) and --sparse as it runs (cfxl.engine.compiled). Two rates:
 an epoch's (the median; its validation pass included) and the whole fit() call's (setup, the
-untrained model's validation and the checks included).
+untrained model's validation and the checks included). Each fit() runs --repeats times, the
+kinds taking turns, and the median run is shown: on a shared host one run can be half as fast
+as the next.
 
 The bound: bytes a row-sparse step must move per rating (below, `bytes_per_rating`) divided
 into the copy bandwidth measured here (a 256 MB tensor copy, read + write counted).
 
     python benchmarks/sparse_speed.py               # 3 epochs, bs 4096
-    python benchmarks/sparse_speed.py --epochs 5 --bs 16384
+    python benchmarks/sparse_speed.py --epochs 5 --bs 16384 --repeats 5
 """
 
 from __future__ import annotations
@@ -122,6 +124,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--bs", type=int, default=4096)
     ap.add_argument("--lr", type=float, default=1e-2)
+    ap.add_argument("--repeats", type=int, default=3, help="fit() runs per kind (the median shown)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -147,8 +150,12 @@ def run(args, data) -> None:
               f"{r['val_rmse']:>10.4f}")
     print(f"{'fit(), cfxl defaults':<28}{'ratings/s':>12}{'of bound':>10}{'val RMSE':>10}"
           f"{'whole fit':>12}{'vs dense':>10}")
-    fits = {name: fit_rate(name, replace(fc, bs=args.bs, epochs=args.epochs), data)
-            for name, fc in FITS.items()}
+    runs: dict = {name: [] for name in FITS}
+    for _ in range(args.repeats):  # the kinds take turns, so a slow spell hits them alike
+        for name, fc in FITS.items():
+            runs[name].append(fit_rate(name, replace(fc, bs=args.bs, epochs=args.epochs), data))
+    fits = {name: {key: statistics.median(r[key] for r in rs) for key in rs[0]}
+            for name, rs in runs.items()}
     for name, r in fits.items():
         print(f"{name:<28}{r['epoch'] / 1e6:>11.2f}M{r['epoch'] / bound:>10.0%}"
               f"{r['val_rmse']:>10.4f}{r['whole'] / 1e6:>11.2f}M"

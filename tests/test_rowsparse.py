@@ -2,6 +2,7 @@
 SparseAdam's lazy semantics on rows touched sometimes, in float64, with torch's ops and with the
 compiled CPU pass (numba, when installed)."""
 
+import copy
 import importlib.util
 import sys
 
@@ -176,3 +177,31 @@ def test_sparse_fit_gives_the_row_sparse_optimizers_its_weight_decay():
         assert type(o) is kind and o.defaults["weight_decay"] == 0.1
     [o] = make_optimizers(Config(opt="adagrad", sparse=True), model)
     assert o.defaults["eps"] == 1e-10  # torch's Adagrad default, as the dense path keeps it
+
+
+@pytest.mark.skipif(not HAS_NUMBA, reason="numba not installed")
+@pytest.mark.parametrize("rule", ["momentum", "adam"])
+def test_the_compiled_pass_follows_a_loaded_state(rule):
+    """The compiled pass keeps numpy views of each table's state between steps: loading a saved
+    state (new tensors) must be stepped from, not the views of the old ones."""
+    _, kw = RULES[rule]
+    torch.manual_seed(0)
+    table = nn.Embedding(N_ROWS, K, sparse=True).double()
+    opt = row_sparse_optimizer(rule, [table.weight], fused=True, **kw)
+    first, then = batches(touch_all=False)[:10], batches(touch_all=True)[:5]
+
+    def steps(idx_batches):
+        for idx in idx_batches:
+            opt.zero_grad()
+            ((table(idx) - target(idx)) ** 2).sum().backward()
+            opt.step()
+        return table.weight.detach().clone()
+
+    steps(first)
+    saved_table, saved_state = table.weight.detach().clone(), copy.deepcopy(opt.state_dict())
+    once = steps(then)
+    with torch.no_grad():
+        table.weight.copy_(saved_table)
+    opt.load_state_dict(saved_state)
+    again = steps(then)
+    assert torch.equal(once, again)

@@ -81,3 +81,24 @@ def test_other_runs_take_autograds_step(ratings):
         config = Config(**{**dict(model="dotbias", n_factors=3, sparse=True, device="cpu"), **kw})
         _, _, _, model = train.start(config, ratings)
         assert compiled.compiled_step(model, make_optimizers(config, model), 64) is None, kw
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_compiled_evaluation_is_torchs_forward(dtype):
+    """evaluate() on EmbeddingDotBias (CPU) takes the compiled forward pass: the MSE torch's
+    forward gives, to the roundings of its dtype (the dot product is summed in another order)."""
+    from cfxl.engine import evaluate as evaluation
+
+    torch.manual_seed(2)
+    model = EmbeddingDotBias(50, 40, 20, y_range=(0.5, 5.0)).to(dtype)
+    for e in (model.u_weight, model.i_weight, model.u_bias, model.i_bias):
+        e.weight.data.normal_(0, 0.5)
+    users, movies = torch.randint(0, 50, (3000,)), torch.randint(0, 40, (3000,), dtype=torch.int32)
+    y = (torch.randint(1, 11, (3000,)) / 2).to(dtype)
+    assert compiled.compiled_sse(model) is not None
+    got = evaluation.evaluate(model, users, movies, y)
+    with torch.no_grad():
+        want = float(((model(users, movies.long()) - y).double() ** 2).mean())
+    eps = float(torch.finfo(dtype).eps)
+    assert_close(got, want, scale=want, rtol=100 * eps)
+    assert compiled.compiled_sse(EmbeddingDotBias(5, 4, 3).to(torch.bfloat16)) is None

@@ -388,3 +388,14 @@ def test_the_train_command_takes_a_preset_under_its_options_and_says_what_it_kep
                                       "--model", "dot", "--schedule", "1@0.1", "--device", "cpu"])
     assert lesson.exit_code == 0, lesson.output
     assert lesson.output.splitlines()[-2].startswith("kept the last epoch, 1 (val RMSE ")
+
+
+@pytest.mark.parametrize("n", [1, 163, 80_000, 1_000_209])
+def test_the_epochs_order_drawn_in_int32_is_torchs_int64_draw(n):
+    """fit draws each epoch's permutation in int32 (a quarter faster): the same positions and
+    the same generator state after as the int64 draw, so runs and seeds are unchanged by it."""
+    draws = []
+    for dtype in (torch.int64, torch.int32):
+        gen = torch.Generator().manual_seed(11)
+        draws.append((torch.randperm(n, generator=gen, dtype=dtype).long(), gen.get_state()))
+    assert torch.equal(draws[0][0], draws[1][0]) and torch.equal(draws[0][1], draws[1][1])

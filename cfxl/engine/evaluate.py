@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cfxl.engine.compiled import compiled_sse
 from cfxl.errors import CfxlError
 
 DIVERGED = 1.1  # a run ending above 1.1 times the MSE of both the mean and its start diverged
@@ -16,8 +17,12 @@ def evaluate(model: nn.Module, u: torch.Tensor, m: torch.Tensor, y: torch.Tensor
              chunk: int = 1 << 14) -> float:
     """Mean squared error over all given ratings, in eval mode (dropout off). In chunks small
     enough that a chunk's looked-up rows stay in the CPU's cache: 16k ratings took a tenth of
-    the time of 256k (ml-1m's shape, one thread)."""
+    the time of 256k (ml-1m's shape, one thread). EmbeddingDotBias on the CPU takes its
+    compiled forward pass (cfxl.engine.compiled), several times faster."""
     model.eval()
+    fast = compiled_sse(model)
+    if fast is not None:
+        return fast(u, m, y) / max(len(y), 1)
     total = torch.zeros((), dtype=torch.float64, device=y.device)
     for i in range(0, len(y), chunk):
         diff = model(u[i:i + chunk], m[i:i + chunk]) - y[i:i + chunk]  # (chunk,)

@@ -78,6 +78,7 @@ class _RowSparse(torch.optim.Optimizer):
         super().__init__(params, defaults)
         self._cpu = _kernels(fused)
         self._slots: dict = {}  # per table on the CPU path: (n_rows,) of -1, the kernels' scratch
+        self._views: dict = {}  # per table on the CPU path: its and its state's numpy views
 
     def slot(self, p: torch.Tensor) -> np.ndarray:
         """p's scratch for coalescing on the CPU: (n_rows,) of -1, left so by every use."""
@@ -121,20 +122,38 @@ class _RowSparse(torch.optim.Optimizer):
                     self._update(p, *touched(p.grad, seen), self._state_of(p, group), group)
         return loss
 
-    @torch.no_grad()
     def step_rows(self, grads: dict) -> None:
         """step() for gradients given as {parameter: (rows (r,), summed (r, k))}, numpy
         arrays, each touched row once with its gradient summed over its lookups (a coalesced
-        sparse gradient): the compiled pass on CPU tables in float32 or float64 (`compiled`)."""
+        sparse gradient): the compiled pass on CPU tables in float32 or float64 (`compiled`).
+
+        Lean, as it runs once a batch: the rule's scalars are worked out once for the tables
+        of a group that share a step count and dtype, and the tables' numpy views are kept."""
         self._opt_called = True  # what step()'s wrapper tells an lr scheduler: it has stepped
         for group in self.param_groups:
+            scalars: dict = {}
             for p in group["params"]:
                 if p in grads:
-                    self._step_rows(p, group, *grads[p])
+                    self._step_rows(p, group, *grads[p], scalars)
 
-    def _step_rows(self, p, group, rows: np.ndarray, summed: np.ndarray) -> None:
-        arrays = (rows, summed, p.detach().numpy())
-        self._fused(self._cpu, arrays, self._state_of(p, group), group)
+    def _step_rows(self, p, group, rows: np.ndarray, summed: np.ndarray,
+                   scalars: dict | None = None) -> None:
+        state = self._state_of(p, group)
+        arrays = self._arrays(p, state, group)
+        key, scalars = (state["step"], arrays[0].dtype), {} if scalars is None else scalars
+        if key not in scalars:  # in the table's dtype, as torch casts a Python scalar
+            scalars[key] = tuple(map(arrays[0].dtype.type, self._scalars(group, key[0])))
+        self._fused(self._cpu, rows, summed, arrays, scalars[key])
+
+    def _arrays(self, p: torch.Tensor, state: dict, group: dict) -> tuple[np.ndarray, ...]:
+        """numpy views of p and its state tensors, kept while they are the same tensors."""
+        tensors = (p, *(state[name] for name in self._state_names(group)))
+        kept = self._views.get(p)
+        if kept is None or kept[1] != p.data_ptr() or any(a is not b for a, b in
+                                                          zip(kept[0], tensors[1:])):
+            kept = (tensors[1:], p.data_ptr(), tuple(t.detach().numpy() for t in tensors))
+            self._views[p] = kept
+        return kept[2]
 
 
 class RowSparseAdam(_RowSparse):
@@ -178,14 +197,16 @@ class RowSparseAdam(_RowSparse):
         _scatter(state["exp_avg_sq"], rows, exp_avg_sq)
 
     @staticmethod
-    def _fused(cpu, arrays, state, group) -> None:
-        lr, (beta1, beta2), step = group["lr"], group["betas"], state["step"]
-        wd, decay = group["weight_decay"], group["decoupled"]
-        scalar = arrays[2].dtype.type  # the table's dtype, as torch casts a Python scalar
-        cpu.adam(*arrays, state["exp_avg"].numpy(), state["exp_avg_sq"].numpy(),
-                 *map(scalar, (1 - lr * wd if decay else 1, 0 if decay else wd, 1 - beta1, beta2,
-                               1 - beta2, group["eps"], lr / (1 - beta1 ** step),
-                               (1 - beta2 ** step) ** 0.5)))
+    def _fused(cpu, rows, summed, arrays, scalars) -> None:
+        cpu.adam(rows, summed, *arrays, *scalars)  # arrays: the table, exp_avg, exp_avg_sq
+
+    @staticmethod
+    def _scalars(group, step: int) -> tuple[float, ...]:
+        """rowsparse_cpu.adam's scalars, as torch computes them."""
+        lr, (beta1, beta2), wd = group["lr"], group["betas"], group["weight_decay"]
+        decay = group["decoupled"]
+        return (1 - lr * wd if decay else 1, 0 if decay else wd, 1 - beta1, beta2, 1 - beta2,
+                group["eps"], lr / (1 - beta1 ** step), (1 - beta2 ** step) ** 0.5)
 
 
 class RowSparseSGD(_RowSparse):
@@ -215,11 +236,13 @@ class RowSparseSGD(_RowSparse):
         _scatter(p, rows, w)
 
     @staticmethod
-    def _fused(cpu, arrays, state, group) -> None:
-        buf = state.get("momentum_buffer")
-        scalar = arrays[2].dtype.type  # the table's dtype, as torch casts a Python scalar
-        cpu.sgd(*arrays, arrays[2][:0] if buf is None else buf.numpy(),
-                *map(scalar, (group["lr"], group["momentum"], group["weight_decay"])))
+    def _fused(cpu, rows, summed, arrays, scalars) -> None:
+        w, *buf = arrays  # the table and its momentum buffer, where it has one
+        cpu.sgd(rows, summed, w, buf[0] if buf else w[:0], *scalars)
+
+    @staticmethod
+    def _scalars(group, step: int) -> tuple[float, ...]:
+        return group["lr"], group["momentum"], group["weight_decay"]
 
 
 class RowSparseAdagrad(_RowSparse):

