@@ -441,6 +441,24 @@ def test_train_learns_the_ratings_sheet(collab, tmp_path):
     assert len(rows) == 4 and 1 not in [r[0] for r in rows[1:]]  # rated by 999: left out
 
 
+def test_train_reads_text_ids_and_any_rating_as_the_sheet_holds_them(collab, tmp_path):
+    """Data from a generic CSV (text ids, ratings past MovieLens' stars) trains from the
+    ratings sheet as it stands: ids stay text, titles still come from the movies sheet."""
+    path, _ = collab
+    book_path = copy_book(path, tmp_path)
+    shutil.copy(path.with_suffix(".pt"), book_path.with_suffix(".pt"))
+    book = FileBook(book_path)
+    rows = book.rows("ratings", macros.RATINGS_FIRST, 3)
+    book.write("ratings", {(macros.RATINGS_FIRST + i, j): v for i, (u, m, r) in enumerate(rows)
+                           for j, v in enumerate([f"u{u:g}", m, 2 * r])})  # ratings 1 to 10
+    book.save()
+    actions.apply(book_path, "train")
+    model = checkpoint.load(book_path.with_suffix(".pt"))
+    assert sorted(model.users.ids.tolist()) == sorted({f"u{u:g}" for u, _, _ in rows})
+    assert model.y_range == (2 * min(r for *_, r in rows), 2 * max(r for *_, r in rows))
+    assert model.titles.loc[1, "title"] == "Film 1 (1951)"
+
+
 # ------------------------------------------------------------------ the same actions, live
 
 

@@ -27,7 +27,9 @@ import pandas as pd
 from cfxl.engine import checkpoint
 from cfxl.records import graddesc
 from cfxl.records.types.line import COMPARE_SHEET, LineData, LineHyper, LineRecords
-from cfxl.data.ratings import read_ratings
+from cfxl.data.layouts import Source
+from cfxl.data.movies import read_titles
+from cfxl.data.ratings import Ratings, read_ratings
 from cfxl.errors import CfxlError
 from cfxl.engine.train import Config, fit
 from cfxl.io import atomic_write, ensure_writable
@@ -242,10 +244,19 @@ def model_file(book, values: dict | None = None) -> Path:
     return path if path.is_absolute() else book.folder / path
 
 
-def ratings_from_book(book) -> Path:
-    """The ratings sheet (and the movies sheet's titles) as a MovieLens-layout folder beside the
-    workbook, <book>_data/ratings.csv and movies.csv, which training then reads. A folder of that
-    name that holds them without cfxl's mark (DATA_MARK) is the user's: refused."""
+# the Train button's ratings.csv: its own column names, read as a generic file, so text ids and
+# any finite rating (data that came from a generic CSV) read back as the sheet holds them
+BOOK_COLUMNS = {"user_col": "user", "item_col": "item", "rating_col": "rating"}
+
+
+def ratings_from_book(book) -> Ratings:
+    """The ratings sheet (and the movies sheet's titles) written as a folder beside the
+    workbook, <book>_data/ratings.csv and movies.csv, and read back: what training reads. A
+    folder of that name that holds them without cfxl's mark (DATA_MARK) is the user's: refused.
+
+    The ratings are written under BOOK_COLUMNS and read as a generic file: a MovieLens header
+    would refuse ids in text (a generic CSV's) and ratings outside MovieLens' stars. Titles
+    come from movies.csv where the movie ids are whole numbers (MovieLens' titles file)."""
     rows = book.rows(RATINGS_SHEET, RATINGS_FIRST, 3)
     if not rows:
         raise CfxlError(f"the {RATINGS_SHEET} sheet holds no ratings "
@@ -257,14 +268,16 @@ def ratings_from_book(book) -> Path:
                         "away: the Train button writes the ratings sheet there")
     folder.mkdir(exist_ok=True)
     atomic_write(folder / DATA_MARK, lambda tmp: tmp.write_text("written by cfxl\n"), force=True)
-    frame = pd.DataFrame(rows, columns=["userId", "movieId", "rating"])
-    for col in ("userId", "movieId"):
-        frame[col] = frame[col].map(_int)
+    frame = pd.DataFrame([[_int(u), _int(m), r] for u, m, r in rows],
+                         columns=[BOOK_COLUMNS[k] for k in ("user_col", "item_col", "rating_col")])
     movies = pd.DataFrame([[_int(r[0]), r[2], r[3]] for r in book.rows("movies", MODEL_FIRST, 4)],
                           columns=["movieId", "title", "genres"])
+    titled = len(movies) > 0 and pd.api.types.is_integer_dtype(movies["movieId"])
     for name, table in (("ratings.csv", frame), ("movies.csv", movies)):
         atomic_write(folder / name, lambda tmp, t=table: t.to_csv(tmp, index=False), force=True)
-    return folder / "ratings.csv"
+    ratings = read_ratings(folder / "ratings.csv", **BOOK_COLUMNS)
+    return replace(ratings, titles=read_titles(Source(folder / "movies.csv"))) if titled \
+        else ratings
 
 
 def _int(v):
@@ -279,7 +292,7 @@ def train(book):
     if target.exists() and not checkpoint.written_by_cfxl(target):
         raise CfxlError(f"{target} exists and is not a cfxl model file; move it away, or name "
                         "another model_file on the config sheet")
-    ratings = read_ratings(ratings_from_book(book))
+    ratings = ratings_from_book(book)
     trained = fit(config_from(values), ratings, progress=False)
     checkpoint.save(trained, target, force=True)
     refresh(book, trained=trained, ratings=ratings)
