@@ -19,40 +19,11 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic
+
+from cfxl.engine.prefetch import fetch_row
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
-AHEAD = 8  # ratings ahead whose rows are prefetched (4 to 16 ran alike; none: 17% slower)
-
-
-@intrinsic
-def _prefetch(typingctx, a, i, offset):
-    """Ask the CPU to bring in the cache line `offset` bytes into row i of a (LLVM's prefetch:
-    a hint, for reading, kept close): a later rating's rows load while this one computes."""
-    def codegen(context, builder, sig, args):
-        array = context.make_array(sig.args[0])(context, builder, args[0])
-        i, offset = (context.cast(builder, v, t, types.intp)
-                     for v, t in zip(args[1:], sig.args[1:]))
-        row = cgutils.get_item_pointer(context, builder, sig.args[0], array,
-                                       [i, context.get_constant(types.intp, 0)], wraparound=False)
-        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
-            "llvm.prefetch.p0i8")
-        line = builder.gep(builder.bitcast(row, i8p), [offset])
-        builder.call(fn, [line, i32(0), i32(3), i32(1)])
-        return context.get_dummy_value()
-    return types.void(a, i, offset), codegen
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _fetch_row(a, i):  # pragma: no cover (compiled)
-    """Prefetch every 64-byte cache line of row i of a (2-D)."""
-    for offset in range(0, a.shape[1] * a.itemsize, 64):
-        _prefetch(a, i, offset)
+AHEAD = 16  # ratings ahead whose rows are prefetched (ml-1m: 4 to 16 alike, none 17% slower)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "nsz"})
@@ -70,8 +41,8 @@ def _sigmoid(b, users, movies, u_weight, i_weight, u_bias, i_bias):  # pragma: n
     """sigmoid(u.m + ub + mb) of the b-th rating of users and movies, in the tables' dtype; the
     rows of the rating AHEAD asked for meanwhile."""
     if b + AHEAD < users.shape[0]:
-        _fetch_row(u_weight, users[b + AHEAD])
-        _fetch_row(i_weight, movies[b + AHEAD])
+        fetch_row(u_weight, users[b + AHEAD])
+        fetch_row(i_weight, movies[b + AHEAD])
     u, m = users[b], movies[b]
     res = _dot(u_weight, u, i_weight, m) + u_bias[u, 0] + i_bias[m, 0]
     return u_weight.dtype.type(1) / (u_weight.dtype.type(1) + np.exp(-res))

@@ -5,8 +5,9 @@ gather the parameter and each state, the rule's elementwise ops, scatter each ba
 kernel launch and a trip through memory. Here one loop sums each touched row's gradient
 (coalesce; cfxl.engine.dotbias_cpu sums them as it computes them), and a second reads the row's
 parameter and state once, applies the rule (the same operations as
-cfxl.engine.rowsparse, in torch's single-tensor order) and writes them back once. Arrays are
-numpy views of the tensors: the update lands in the tensors' memory.
+cfxl.engine.rowsparse, in torch's single-tensor order) and writes them back once, the rows
+AHEAD asked for meanwhile (cfxl.engine.prefetch). Arrays are numpy views of the tensors: the
+update lands in the tensors' memory.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from cfxl.engine.prefetch import fetch_row
+
 
 # error_model "numpy": a division by zero gives inf, as in torch, rather than raising; without
 # the check the inner loops vectorise. No fastmath: the operations stay in torch's order.
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+AHEAD = 16  # rows ahead whose parameter and state are prefetched (ml-25m: 3x; ml-1m: alike)
 
 
 @_jit
@@ -52,6 +56,10 @@ def adam(rows, summed, w, exp_avg, exp_avg_sq, shrink, l2, one_minus_beta1, beta
     in the table's dtype, computed as torch computes them: shrink is AdamW's
     1 - lr * weight_decay (else 1), l2 Adam's weight_decay (else 0)."""
     for s in range(rows.shape[0]):
+        if s + AHEAD < rows.shape[0]:
+            fetch_row(w, rows[s + AHEAD])
+            fetch_row(exp_avg, rows[s + AHEAD])
+            fetch_row(exp_avg_sq, rows[s + AHEAD])
         i = rows[s]
         for c in range(w.shape[1]):
             p = w[i, c] * shrink
@@ -68,6 +76,10 @@ def sgd(rows, summed, w, momentum_buffer, lr, momentum, l2):  # pragma: no cover
     """Lazy SGD on the touched rows with their summed gradients; momentum_buffer (n_rows, k)
     used when momentum > 0."""
     for s in range(rows.shape[0]):
+        if s + AHEAD < rows.shape[0]:
+            fetch_row(w, rows[s + AHEAD])
+            if momentum != 0:
+                fetch_row(momentum_buffer, rows[s + AHEAD])
         i = rows[s]
         if momentum != 0:
             for c in range(w.shape[1]):
