@@ -222,3 +222,31 @@ def test_a_title_too_long_for_a_cell_is_cut_with_one_note(tmp_path):
     titles = {r[0]: r[2] for r in load_workbook(book, read_only=True)["movies"].iter_rows(
         min_row=3, max_col=3, values_only=True)}
     assert len(titles[1]) == 32_767 and titles[1].endswith("T... [cut: 40,000 characters]")
+
+
+@pytest.fixture(scope="module")
+def wild_ids(tmp_path_factory):
+    """A generic CSV whose text ids hold * ? ~, each beside an id its unescaped pattern would
+    match first or instead (u*3 matches uz3, u?3 matches uz3, u~3 matches only u3)."""
+    rng = np.random.default_rng(12)
+    users = [f"u{c}{i}" for i in range(8) for c in "*z?~"] + [f"u{i}" for i in range(8)]
+    movies = [f"m{c}{j}" for j in range(5) for c in "*z?~"] + [f"m{j}" for j in range(5)]
+    rows = [f"{u},{movies[m]},{rng.integers(1, 6)}" for u in rng.permutation(users)
+            for m in rng.choice(len(movies), 14, replace=False)]
+    path = tmp_path_factory.mktemp("wild_ids") / "wild.csv"
+    path.write_text("user,item,rating\n" + "\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.recompute
+def test_text_ids_with_wildcards_are_looked_up_as_themselves(wild_ids, tmp_path, engine, seed):
+    """MATCH and COUNTIF read * ? ~ in a text lookup value as wildcards: cfxl escapes them, so
+    every lookup of the lesson and recommend sheets finds its own id (LibreOffice's recalculated
+    cells equal torch's, the chosen user's row and rating count among them)."""
+    book = tmp_path / "wild.xlsx"
+    result = run("export", wild_ids, "--epochs", 1, "--seed", seed, "--untrained", "-q", "-o", book)
+    assert result.exit_code == 0, result.output
+    report = verify(recalc(book, engine=engine))
+    assert report.failures == []
+    assert {"movielens_emb", "nn", "recommend", "similar"} <= set(report.sheets)
+    assert report.sheets["recommend"].checked > 0 and report.sheets["movielens_emb"].checked > 0

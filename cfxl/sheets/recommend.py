@@ -17,7 +17,7 @@ from cfxl.sheets.me import write_me
 from cfxl.sheets.ranking import (FACTORS_ROW, FIRST, TEXT, TOP_ROW, blank_formula, factor_row,
                                  movie_col, movies_area, settings, sigmoid, user_col,
                                  write_ranking)
-from cfxl.sheets.refs import area, cell, on_sheet
+from cfxl.sheets.refs import area, cell, exact_key, on_sheet
 from cfxl.sheets.table import Column, id_as_text, write_id, write_table
 
 RATED = "rated"
@@ -59,13 +59,14 @@ def write_recommend(book: Book, rec: RecommendRecords) -> None:
         f"Only the {rec.n_movies:,} movies of the movies sheet (the most rated) and its users."])
     ws.set_column(0, 0, 16)
     users_ids = movies_area("userId", rec, sheet="users", n=rec.n_users)
+    user_key = exact_key("cfxl_user", [u.user_id])  # the users' ids are all text or all numbers
     lo, hi = rec.y_range or (0.0, 0.0)
     refs = settings(book, ws, FIRST, [
         ("userId", lambda r, c: write_id(book, ws, r, c, u.user_id, "hyper")),
-        ("row on users", lambda r, c: book.formula(ws, r, c, f"=MATCH(cfxl_user,{users_ids},0)",
+        ("row on users", lambda r, c: book.formula(ws, r, c, f"=MATCH({user_key},{users_ids},0)",
                                                    u.row + 1, "int")),
         ("ratings on rated", lambda r, c: book.formula(
-            ws, r, c, f"=COUNTIF({rated_area(rec, 0)},cfxl_user)", float(np.sum(~np.isnan(u.rating))),
+            ws, r, c, f"=COUNTIF({rated_area(rec, 0)},{user_key})", float(np.sum(~np.isnan(u.rating))),
             "int")),
         ("first on rated", lambda r, c: _first_rated(book, ws, r, c, rec)),
     ] + ([("bias", lambda r, c: book.formula(
@@ -101,7 +102,8 @@ def write_recommend(book: Book, rec: RecommendRecords) -> None:
             res += f"+{on_sheet('movies', f'$F{m + 1}')}+$B$7"
         book.formula(ws, r, 1, "=" + sigmoid(rec, res, "$B$8", hi_ref), u.top.scores[i], scale=hi - lo or None)
         ref = on_sheet("movies", f"$A{m + 1}")
-        rating = (f"=IFERROR(INDEX({rated_area(rec, 2)},$B$6-1+MATCH({ref},{first_rated},0)),\"\")")
+        key = exact_key(ref, rec.movie_ids)
+        rating = f"=IFERROR(INDEX({rated_area(rec, 2)},$B$6-1+MATCH({key},{first_rated},0)),\"\")"
         pred, yours_cell = cell(r, 1), cell(r, 2)
         if np.isnan(u.rating[i]):
             blank_formula(ws, r, 2, rating, book.fmt("rating"))
@@ -115,7 +117,8 @@ def write_recommend(book: Book, rec: RecommendRecords) -> None:
 def _first_rated(book: Book, ws, r: int, c: int, rec: RecommendRecords) -> None:
     """The user's first row on `rated` (1-based in its data), 0 when the user rated none."""
     rows = np.flatnonzero(_same_id(rec.rated["userId"].to_numpy(), rec.user.user_id))
-    book.formula(ws, r, c, f"=IFERROR(MATCH(cfxl_user,{rated_area(rec, 0)},0),0)",
+    book.formula(ws, r, c, f"=IFERROR(MATCH({exact_key('cfxl_user', [rec.user.user_id])},"
+                 f"{rated_area(rec, 0)},0),0)",
                  rows[0] + 1 if len(rows) else 0, "int")
 
 
@@ -135,11 +138,12 @@ def write_similar(book: Book, rec: RecommendRecords) -> None:
         f"Only the {rec.n_movies:,} movies of the movies sheet (the most rated)."])
     ws.set_column(0, 0, 16)
     ids = movies_area("movieId", rec)
+    movie_key = exact_key("cfxl_movie", rec.movie_ids)
     fr = FACTORS_ROW
     vec = area(fr, f_col, fr, f_col + rec.n_factors - 1, absolute="rc")
     refs = settings(book, ws, FIRST, [
         ("movieId", lambda r, c: write_id(book, ws, r, c, mv.movie_id, "hyper")),
-        ("row on movies", lambda r, c: book.formula(ws, r, c, f"=MATCH(cfxl_movie,{ids},0)",
+        ("row on movies", lambda r, c: book.formula(ws, r, c, f"=MATCH({movie_key},{ids},0)",
                                                     mv.row + 1, "int")),
         ("title", lambda r, c: ws.write_formula(r, c, f"={TEXT}INDEX({movies_area('title', rec)},$B$4)",
                                                 None, "")),

@@ -1,7 +1,9 @@
-"""A1 references from 0-based (row, col): a cell, an area, a column's letters, a cell on a sheet."""
+"""A1 references from 0-based (row, col): a cell, an area, a column's letters, a cell on a sheet;
+and the lookup value that finds an id by MATCH or COUNTIF as itself."""
 
 from __future__ import annotations
 
+import numpy as np
 from xlsxwriter.utility import xl_col_to_name, xl_rowcol_to_cell
 
 
@@ -23,3 +25,14 @@ def column(col: int) -> str:
 def on_sheet(sheet: str, ref: str) -> str:
     """A reference on a named sheet as a formula writes it: Sheet1!B3, 'my sheet'!B3."""
     return f"{sheet}!{ref}" if sheet.replace("_", "a").isalnum() else f"'{sheet}'!{ref}"
+
+
+def exact_key(ref: str, ids) -> str:
+    """ref as MATCH's or COUNTIF's lookup value, matched as itself. Excel and LibreOffice read
+    * ? ~ in a text lookup value as wildcards ("a*b" would find "axb"), so where the ids are
+    text the value is escaped with ~ (a number in the cell stays a number); numeric ids, as
+    MovieLens', keep the plain reference."""
+    if not any(isinstance(i, str) for i in np.asarray(ids, dtype=object).ravel().tolist()):
+        return ref
+    escaped = f'SUBSTITUTE(SUBSTITUTE(SUBSTITUTE({ref},"~","~~"),"*","~*"),"?","~?")'
+    return f"IF(ISTEXT({ref}),{escaped},{ref})"
