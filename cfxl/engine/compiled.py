@@ -42,12 +42,13 @@ def _tables(model: nn.Module) -> list[torch.Tensor] | None:
 def compiled_sse(model: nn.Module) -> SquaredErrors | None:
     """A function (users, movies, y) -> the summed squared error of the model's predictions
     (float64; the model read as it is when called), or None where torch's forward is needed."""
-    if _tables(model) is None:
+    tables = _tables(model)
+    if tables is None:
         return None
     from cfxl.engine import dotbias_cpu
 
     def sse(users: torch.Tensor, movies: torch.Tensor, y: torch.Tensor) -> float:
-        arrays = [t.detach().numpy() for t in _tables(model)]
+        arrays = [t.detach().numpy() for t in tables]
         lo, hi = model.y_range
         dtype = arrays[0].dtype.type
         return dotbias_cpu.dotbias_sse(users.numpy(), movies.numpy(), y.numpy(), *arrays,

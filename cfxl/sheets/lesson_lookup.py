@@ -19,7 +19,7 @@ import numpy as np
 from cfxl.records.types.lesson import LessonRecords
 from cfxl.sheets.book import Book
 from cfxl.sheets.grid import GridLayout, fit_note, rating_scale, runs_of, write_id
-from cfxl.sheets.refs import area, cell, exact_key, on_sheet
+from cfxl.sheets.refs import area, cell, exact_key, on_sheet, text_ids
 from cfxl.sheets.styles import error_scale
 
 HEAD_ROW = 2  # row 3: column headers; row 2 holds the group titles above them
@@ -146,14 +146,14 @@ def write_lookup(book: Book, ws, rec: LessonRecords, c0: int, id_col: int, ids: 
     """A MATCH column (the row of each id in its table) at c0, then the looked-up embedding
     (INDEX by that row and the factor number in row 3) in the next n_factors columns."""
     k = values.shape[1]
-    raw = rec.slice.user_ids if what == "user" else rec.slice.movie_ids
+    text = text_ids(rec.slice.user_ids if what == "user" else rec.slice.movie_ids)
     book.text(ws, HEAD_ROW - 1, c0 + 1, f"{what} embedding", "group")
     book.text(ws, HEAD_ROW, c0, f"{what} idx", "head")
     for f in range(k):
         book.number(ws, HEAD_ROW, c0 + 1 + f, f + 1, "id")
     for n in range(len(values)):
         r = FIRST + n
-        book.formula(ws, r, c0, f"=MATCH({exact_key(cell(r, id_col), raw)},{ids},0)",
+        book.formula(ws, r, c0, f"=MATCH({exact_key(cell(r, id_col), text)},{ids},0)",
                      positions[n] + 1, "int",
                      check=False)  # not torch's: the ids' positions, checked through the lookups
         for f in range(k):
@@ -267,11 +267,12 @@ def write_net_sheet(book: Book, rec: LessonRecords) -> None:
     hidden_terms = np.abs(g.x) @ np.abs(g.lin1_weight).T + np.abs(g.lin1_bias)  # (n, nh)
     z_terms = np.abs(g.hidden) @ np.abs(g.lin2_weight) + abs(g.lin2_bias)  # (n,)
     sl = rec.slice
+    lookups = ((uc, c0, t.user_ids, sl.rows, text_ids(sl.user_ids)),
+               (mc, c0 + 1, t.movie_ids, sl.cols, text_ids(sl.movie_ids)))
     for n in range(len(sl.rows)):
         r = FIRST + n
-        for c, id_col, ids, pos, raw in ((uc, c0, t.user_ids, sl.rows, sl.user_ids),
-                                         (mc, c0 + 1, t.movie_ids, sl.cols, sl.movie_ids)):
-            book.formula(ws, r, c, f"=MATCH({exact_key(cell(r, id_col), raw)},{ids},0)", pos[n] + 1,
+        for c, id_col, ids, pos, text in lookups:
+            book.formula(ws, r, c, f"=MATCH({exact_key(cell(r, id_col), text)},{ids},0)", pos[n] + 1,
                          "int", check=False)  # not torch's: the ids' positions, checked through x
         for f in range(2 * k):
             table, at = (t.users, uc) if f < k else (t.movies, mc)

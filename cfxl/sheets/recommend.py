@@ -17,7 +17,7 @@ from cfxl.sheets.me import write_me
 from cfxl.sheets.ranking import (FACTORS_ROW, FIRST, TEXT, TOP_ROW, blank_formula, factor_row,
                                  movie_col, movies_area, settings, sigmoid, user_col,
                                  write_ranking)
-from cfxl.sheets.refs import area, cell, exact_key, on_sheet
+from cfxl.sheets.refs import area, cell, exact_key, on_sheet, text_ids
 from cfxl.sheets.table import Column, id_as_text, write_id, write_table
 
 RATED = "rated"
@@ -59,7 +59,8 @@ def write_recommend(book: Book, rec: RecommendRecords) -> None:
         f"Only the {rec.n_movies:,} movies of the movies sheet (the most rated) and its users."])
     ws.set_column(0, 0, 16)
     users_ids = movies_area("userId", rec, sheet="users", n=rec.n_users)
-    user_key = exact_key("cfxl_user", [u.user_id])  # the users' ids are all text or all numbers
+    user_key = exact_key("cfxl_user", text_ids([u.user_id]))  # ids: all text or all numbers
+    movie_text = text_ids(rec.movie_ids)
     lo, hi = rec.y_range or (0.0, 0.0)
     refs = settings(book, ws, FIRST, [
         ("userId", lambda r, c: write_id(book, ws, r, c, u.user_id, "hyper")),
@@ -102,7 +103,7 @@ def write_recommend(book: Book, rec: RecommendRecords) -> None:
             res += f"+{on_sheet('movies', f'$F{m + 1}')}+$B$7"
         book.formula(ws, r, 1, "=" + sigmoid(rec, res, "$B$8", hi_ref), u.top.scores[i], scale=hi - lo or None)
         ref = on_sheet("movies", f"$A{m + 1}")
-        key = exact_key(ref, rec.movie_ids)
+        key = exact_key(ref, movie_text)
         rating = f"=IFERROR(INDEX({rated_area(rec, 2)},$B$6-1+MATCH({key},{first_rated},0)),\"\")"
         pred, yours_cell = cell(r, 1), cell(r, 2)
         if np.isnan(u.rating[i]):
@@ -117,8 +118,8 @@ def write_recommend(book: Book, rec: RecommendRecords) -> None:
 def _first_rated(book: Book, ws, r: int, c: int, rec: RecommendRecords) -> None:
     """The user's first row on `rated` (1-based in its data), 0 when the user rated none."""
     rows = np.flatnonzero(_same_id(rec.rated["userId"].to_numpy(), rec.user.user_id))
-    book.formula(ws, r, c, f"=IFERROR(MATCH({exact_key('cfxl_user', [rec.user.user_id])},"
-                 f"{rated_area(rec, 0)},0),0)",
+    key = exact_key("cfxl_user", text_ids([rec.user.user_id]))
+    book.formula(ws, r, c, f"=IFERROR(MATCH({key},{rated_area(rec, 0)},0),0)",
                  rows[0] + 1 if len(rows) else 0, "int")
 
 
@@ -138,7 +139,7 @@ def write_similar(book: Book, rec: RecommendRecords) -> None:
         f"Only the {rec.n_movies:,} movies of the movies sheet (the most rated)."])
     ws.set_column(0, 0, 16)
     ids = movies_area("movieId", rec)
-    movie_key = exact_key("cfxl_movie", rec.movie_ids)
+    movie_key = exact_key("cfxl_movie", text_ids(rec.movie_ids))
     fr = FACTORS_ROW
     vec = area(fr, f_col, fr, f_col + rec.n_factors - 1, absolute="rc")
     refs = settings(book, ws, FIRST, [

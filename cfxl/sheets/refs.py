@@ -27,12 +27,17 @@ def on_sheet(sheet: str, ref: str) -> str:
     return f"{sheet}!{ref}" if sheet.replace("_", "a").isalnum() else f"'{sheet}'!{ref}"
 
 
-def exact_key(ref: str, ids) -> str:
+def text_ids(ids) -> bool:
+    """Whether ids (a column of raw ids: all text or all numbers) are text."""
+    return any(isinstance(i, str) for i in np.asarray(ids, dtype=object).ravel().tolist())
+
+
+def exact_key(ref: str, text: bool) -> str:
     """ref as MATCH's or COUNTIF's lookup value, matched as itself. Excel and LibreOffice read
     * ? ~ in a text lookup value as wildcards ("a*b" would find "axb"), so where the ids are
-    text the value is escaped with ~ (a number in the cell stays a number); numeric ids, as
-    MovieLens', keep the plain reference."""
-    if not any(isinstance(i, str) for i in np.asarray(ids, dtype=object).ravel().tolist()):
+    text (text_ids) the value is escaped with ~ (a number in the cell stays a number); numeric
+    ids, as MovieLens', keep the plain reference."""
+    if not text:
         return ref
     escaped = f'SUBSTITUTE(SUBSTITUTE(SUBSTITUTE({ref},"~","~~"),"*","~*"),"?","~?")'
     return f"IF(ISTEXT({ref}),{escaped},{ref})"
